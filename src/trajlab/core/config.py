@@ -1,0 +1,119 @@
+"""Frozen config dataclasses: field docs, strict dict/YAML round trips, and presets under `configs/`.
+
+A config field's documentation is the string literal written under it (as in CORL), read here with `ast`, so
+the source stays readable and the CLI can still show it.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import functools
+import inspect
+import textwrap
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from trajlab.core.errors import TrajlabError
+
+C = TypeVar("C")
+
+
+@functools.cache
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring written under each field of a dataclass, by field name."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError):
+            continue
+        body = tree.body[0].body  # type: ignore[attr-defined]
+        for node, following in zip(body, body[1:]):
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                if isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant):
+                    docs[node.target.id] = " ".join(str(following.value.value).split())
+    return docs
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A plain dict (nested dataclasses become dicts, tuples become lists) fit for YAML and JSON."""
+    return _plain(dataclasses.asdict(config))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def from_dict(cls: type[C], values: dict[str, Any], *, where: str = "config") -> C:
+    """Build `cls` from a dict, rejecting unknown keys and converting nested dataclasses and tuples."""
+    if not isinstance(values, dict):
+        raise TrajlabError(f"{where}: expected a mapping, got {type(values).__name__}")
+    known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise TrajlabError(f"{where}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    hints = typing.get_type_hints(cls)
+    converted = {name: _convert(hints[name], value, f"{where}.{name}") for name, value in values.items()}
+    return cls(**converted)
+
+
+def _convert(hint: Any, value: Any, where: str) -> Any:
+    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        return from_dict(hint, value, where=where)
+    origin = typing.get_origin(hint)
+    if origin is tuple and isinstance(value, list):
+        return tuple(value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def replace(config: C, **changes: Any) -> C:
+    """A copy of a frozen config with some fields changed (unknown names are a user error)."""
+    merged = {**to_dict(config), **{k: v for k, v in changes.items() if v is not None}}
+    return from_dict(type(config), merged, where=type(config).__name__)
+
+
+def configs_root() -> Path:
+    """The presets folder: inside the installed package, or `configs/` at the top of a source checkout."""
+    packaged = Path(__file__).resolve().parent.parent / "configs"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[3] / "configs"
+
+
+def preset_path(system: str, preset: str) -> Path:
+    return configs_root() / system / f"{preset}.yaml"
+
+
+def load_preset(cls: type[C], system: str, preset: str, **overrides: Any) -> C:
+    """Config `cls` from `configs/<system>/<preset>.yaml`, then `overrides` (None values are ignored)."""
+    path = preset_path(system, preset)
+    if not path.is_file():
+        available = sorted(p.stem for p in path.parent.glob("*.yaml")) if path.parent.is_dir() else []
+        raise TrajlabError(f"unknown preset {preset!r} for {system}; available: {', '.join(available) or 'none'}")
+    values = load_yaml(path) or {}
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    return from_dict(cls, values, where=f"{system}/{preset}")
+
+
+def load_yaml(path: str | Path) -> Any:
+    try:
+        with open(path) as handle:
+            return yaml.safe_load(handle)
+    except yaml.YAMLError as error:
+        raise TrajlabError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    except OSError as error:
+        raise TrajlabError(f"{path}: cannot read ({error.strerror})") from None

@@ -1,0 +1,44 @@
+"""One place that seeds every source of randomness, so the same seed on the same CPU gives the same result."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    """Seed Python, NumPy and PyTorch; return a NumPy generator derived from the same seed."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    return np.random.default_rng(seed)
+
+
+def torch_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
+    """A private torch generator, so sampling does not depend on what else drew from the global one."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed)
+    return generator
+
+
+def derive_seed(seed: int, *names: str | int) -> int:
+    """A stable child seed for a named sub-task (a shadow agent, an environment, a sampler)."""
+    sequence = np.random.SeedSequence([seed, *[_stable_int(n) for n in names]])
+    return int(sequence.generate_state(1)[0])
+
+
+def _stable_int(name: str | int) -> int:
+    if isinstance(name, int):
+        return name
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little")
+
+
+def set_threads(num_threads: int | None) -> None:
+    """Limit PyTorch's intra-op threads (None leaves the default)."""
+    if num_threads is not None and num_threads > 0:
+        torch.set_num_threads(num_threads)

@@ -1,0 +1,82 @@
+"""trajlab's HDF5 format: the D4RL layout at the root, plus id arrays and a JSON metadata attribute."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+import trajlab
+from trajlab.core.errors import TrajlabError
+from trajlab.core.io import atomic_path
+from trajlab.data.dataset import ARRAY_FIELDS, ID_FIELDS, TransitionDataset
+
+METADATA_ATTR = "trajlab_metadata"
+FORMAT_ATTR = "trajlab_format"
+FORMAT_VERSION = 1
+
+
+def save_hdf5(dataset: TransitionDataset, path: str | Path) -> Path:
+    target = Path(path)
+    metadata = {**dataset.metadata, "trajlab_version": trajlab.__version__}
+    with atomic_path(target) as temp:
+        with h5py.File(temp, "w") as handle:
+            for name in (*ARRAY_FIELDS, *ID_FIELDS):
+                handle.create_dataset(name, data=getattr(dataset, name), compression="gzip", compression_opts=1)
+            if dataset.costs is not None:
+                handle.create_dataset("costs", data=dataset.costs, compression="gzip", compression_opts=1)
+            handle.attrs[METADATA_ATTR] = json.dumps(metadata, default=str)
+            handle.attrs[FORMAT_ATTR] = FORMAT_VERSION
+    return target
+
+
+def load_hdf5(path: str | Path) -> TransitionDataset:
+    source = Path(path)
+    arrays, attrs = read_hdf5_arrays(source)
+    missing = [name for name in (*ARRAY_FIELDS, *ID_FIELDS) if name not in arrays]
+    if missing:
+        hint = " (a D4RL file? use `trajlab data import`)" if set(missing) <= set(ID_FIELDS) | {"next_observations"} else ""
+        raise TrajlabError(f"{source}: missing required key(s) {', '.join(missing)}{hint}")
+    try:
+        metadata = json.loads(attrs.get(METADATA_ATTR, "{}"))
+    except json.JSONDecodeError:
+        raise TrajlabError(f"{source}: metadata attribute is not valid JSON") from None
+    try:
+        return TransitionDataset(
+            **{name: arrays[name] for name in (*ARRAY_FIELDS, *ID_FIELDS)},
+            costs=arrays.get("costs"),
+            metadata=metadata,
+        )
+    except TrajlabError as error:
+        raise TrajlabError(f"{source}: {error}") from None
+
+
+def read_hdf5_arrays(source: Path) -> tuple[dict[str, np.ndarray], dict[str, object]]:
+    """Every dataset at the root of an HDF5 file (as arrays, never objects) and its root attributes."""
+    if not source.is_file():
+        raise TrajlabError(f"{source}: file not found")
+    try:
+        with h5py.File(source, "r") as handle:
+            arrays = {}
+            for name, node in handle.items():
+                if isinstance(node, h5py.Dataset):
+                    if node.dtype.kind == "O":
+                        raise TrajlabError(f"{source}: dataset {name!r} holds objects, which trajlab never loads")
+                    arrays[name] = node[()]
+            attrs = {key: _attr(value) for key, value in handle.attrs.items()}
+    except TrajlabError:
+        raise
+    except (OSError, KeyError, ValueError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise TrajlabError(f"{source}: not a readable HDF5 file ({reason})") from None
+    return arrays, attrs
+
+
+def _attr(value: object) -> object:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,66 @@
+"""Minibatch sampling from tensors kept on the training device: no per-step NumPy work or copies."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from trajlab.core.protocols import Batch
+from trajlab.core.seeding import torch_generator
+
+if TYPE_CHECKING:
+    from trajlab.data.dataset import TransitionDataset
+
+
+class TensorSampler:
+    """Uniform sampling with replacement from a dataset held as tensors on `device`.
+
+    `weights` (one per row, optional) gives each sampled transition a loss weight through `Batch.weights`.
+    """
+
+    def __init__(self, dataset: TransitionDataset, *, device: str | torch.device = "cpu", seed: int = 0) -> None:
+        self.device = torch.device(device)
+        self.size = len(dataset)
+        if self.size == 0:
+            from trajlab.core.errors import TrajlabError
+
+            raise TrajlabError("cannot sample from an empty dataset")
+        as_tensor = lambda array: torch.from_numpy(np.array(array)).to(self.device)  # noqa: E731
+        self.observations = as_tensor(dataset.observations)
+        self.actions = as_tensor(dataset.actions)
+        self.rewards = as_tensor(dataset.rewards)
+        self.next_observations = as_tensor(dataset.next_observations)
+        self.terminals = as_tensor(dataset.terminals).float()
+        self.timeouts = as_tensor(dataset.timeouts).float()
+        self.transition_ids = as_tensor(dataset.transition_ids)
+        self.episode_ids = as_tensor(dataset.episode_ids)
+        self.costs = None if dataset.costs is None else as_tensor(dataset.costs)
+        self.row_weights: torch.Tensor | None = None
+        self.generator = torch_generator(seed, self.device)
+
+    def sample(self, batch_size: int) -> Batch:
+        rows = torch.randint(0, self.size, (batch_size,), device=self.device, generator=self.generator)
+        return self.batch_at(rows)
+
+    def batch_at(self, rows: torch.Tensor) -> Batch:
+        return Batch(
+            observations=self.observations[rows],
+            actions=self.actions[rows],
+            rewards=self.rewards[rows],
+            next_observations=self.next_observations[rows],
+            terminals=self.terminals[rows],
+            timeouts=self.timeouts[rows],
+            transition_ids=self.transition_ids[rows],
+            episode_ids=self.episode_ids[rows],
+            costs=None if self.costs is None else self.costs[rows],
+            weights=None if self.row_weights is None else self.row_weights[rows],
+        )
+
+    def get_state(self) -> torch.Tensor:
+        """Generator state, for resuming a run with the same batch sequence."""
+        return self.generator.get_state()
+
+    def set_state(self, state: torch.Tensor) -> None:
+        self.generator.set_state(state)

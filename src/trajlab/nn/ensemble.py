@@ -1,0 +1,110 @@
+"""Vectorised ensembles: N independent MLPs computed as one batched matrix multiply per layer.
+
+A critic ensemble (twin critics, SAC-N, EDAC, shadow agents) is one module whose weights have a leading
+ensemble dimension, so N members cost one `baddbmm` per layer instead of a Python loop over N modules.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+
+class EnsembleLinear(nn.Module):
+    """N linear layers in one: input [N, B, in] (or [B, in], shared by all members) -> [N, B, out]."""
+
+    def __init__(self, num_members: int, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.num_members, self.in_dim, self.out_dim = num_members, in_dim, out_dim
+        self.weight = nn.Parameter(torch.empty(num_members, in_dim, out_dim))
+        self.bias = nn.Parameter(torch.empty(num_members, 1, out_dim))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # the same initialisation as nn.Linear, member by member
+        bound = 1.0 / math.sqrt(self.in_dim)
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 2:
+            return torch.matmul(x, self.weight) + self.bias
+        return torch.baddbmm(self.bias, x, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_members={self.num_members}, in_dim={self.in_dim}, out_dim={self.out_dim}"
+
+
+class EnsembleLayerNorm(nn.Module):
+    """Layer norm with separate affine parameters per member ([N, B, D] inputs)."""
+
+    def __init__(self, num_members: int, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(num_members, 1, dim))
+        self.bias = nn.Parameter(torch.zeros(num_members, 1, dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return nn.functional.layer_norm(x, x.shape[-1:]) * self.weight + self.bias
+
+
+class EnsembleMLP(nn.Module):
+    """N MLPs of the same shape, vectorised: input [B, in] or [N, B, in] -> output [N, B, out]."""
+
+    def __init__(
+        self,
+        num_members: int,
+        in_dim: int,
+        out_dim: int,
+        hidden: Sequence[int] = (256, 256),
+        *,
+        activation: type[nn.Module] = nn.ReLU,
+        layer_norm: bool = False,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.num_members = num_members
+        layers: list[nn.Module] = []
+        width = in_dim
+        for size in hidden:
+            layers.append(EnsembleLinear(num_members, width, size))
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            if layer_norm:
+                layers.append(EnsembleLayerNorm(num_members, size))
+            layers.append(activation())
+            width = size
+        layers.append(EnsembleLinear(num_members, width, out_dim))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class EnsembleCritic(nn.Module):
+    """Q(s, a) for N members at once: [B, obs], [B, act] (or [N, B, ...]) -> [N, B]."""
+
+    def __init__(self, num_members: int, observation_dim: int, action_dim: int,
+                 hidden: Sequence[int] = (256, 256), **mlp_options: object) -> None:
+        super().__init__()
+        self.num_members = num_members
+        self.body = EnsembleMLP(num_members, observation_dim + action_dim, 1, hidden, **mlp_options)  # type: ignore[arg-type]
+
+    def forward(self, observations: Tensor, actions: Tensor) -> Tensor:
+        return self.body(torch.cat([observations, actions], dim=-1)).squeeze(-1)
+
+
+class EnsembleValue(nn.Module):
+    """V(s) (or Q(s, ·) over discrete actions when out_dim > 1) for N members: [B, obs] -> [N, B(, out)]."""
+
+    def __init__(self, num_members: int, observation_dim: int, out_dim: int = 1,
+                 hidden: Sequence[int] = (256, 256), **mlp_options: object) -> None:
+        super().__init__()
+        self.out_dim = out_dim
+        self.body = EnsembleMLP(num_members, observation_dim, out_dim, hidden, **mlp_options)  # type: ignore[arg-type]
+
+    def forward(self, observations: Tensor) -> Tensor:
+        out = self.body(observations)
+        return out.squeeze(-1) if self.out_dim == 1 else out

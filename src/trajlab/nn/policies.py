@@ -1,0 +1,91 @@
+"""Policy heads: tanh-squashed Gaussian (SAC, CQL), Gaussian with tanh mean (IQL, AWAC), deterministic (TD3+BC).
+
+Each maps observations to actions in [-1, 1]; agents rescale to the environment's action box.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from trajlab.nn.mlp import mlp
+
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+
+
+class TanhGaussianPolicy(nn.Module):
+    """a = tanh(mu + sigma * eps), with the log-probability corrected for the squashing."""
+
+    def __init__(self, observation_dim: int, action_dim: int, hidden: Sequence[int] = (256, 256), **options: object):
+        super().__init__()
+        self.body = mlp(observation_dim, 2 * action_dim, hidden, **options)  # type: ignore[arg-type]
+
+    def distribution_params(self, observations: Tensor) -> tuple[Tensor, Tensor]:
+        mean, log_std = self.body(observations).chunk(2, dim=-1)
+        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+    def forward(self, observations: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor]:
+        """(action, log_prob [B]) with a reparameterised sample (or the mode when deterministic)."""
+        mean, log_std = self.distribution_params(observations)
+        std = log_std.exp()
+        pre_tanh = mean if deterministic else mean + std * torch.randn_like(mean)
+        action = torch.tanh(pre_tanh)
+        log_prob = _gaussian_log_prob(pre_tanh, mean, log_std) - _tanh_log_det(pre_tanh)
+        return action, log_prob
+
+    def log_prob(self, observations: Tensor, actions: Tensor) -> Tensor:
+        """log pi(a|s) [B] of given actions in (-1, 1)."""
+        mean, log_std = self.distribution_params(observations)
+        clipped = actions.clamp(-1 + 1e-6, 1 - 1e-6)
+        pre_tanh = torch.atanh(clipped)
+        return _gaussian_log_prob(pre_tanh, mean, log_std) - _tanh_log_det(pre_tanh)
+
+
+class GaussianPolicy(nn.Module):
+    """N(tanh(mu(s)), exp(log_std)) with a state-independent learned log_std (the IQL/AWAC actor)."""
+
+    def __init__(self, observation_dim: int, action_dim: int, hidden: Sequence[int] = (256, 256),
+                 *, log_std_min: float = -5.0, log_std_max: float = 2.0, **options: object):
+        super().__init__()
+        self.body = mlp(observation_dim, action_dim, hidden, **options)  # type: ignore[arg-type]
+        self.log_std = nn.Parameter(torch.zeros(action_dim))
+        self.log_std_min, self.log_std_max = log_std_min, log_std_max
+
+    def mean(self, observations: Tensor) -> Tensor:
+        return torch.tanh(self.body(observations))
+
+    def forward(self, observations: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor]:
+        mean = self.mean(observations)
+        log_std = self.log_std.clamp(self.log_std_min, self.log_std_max).expand_as(mean)
+        action = mean if deterministic else mean + log_std.exp() * torch.randn_like(mean)
+        return action.clamp(-1.0, 1.0), _gaussian_log_prob(action, mean, log_std)
+
+    def log_prob(self, observations: Tensor, actions: Tensor) -> Tensor:
+        mean = self.mean(observations)
+        log_std = self.log_std.clamp(self.log_std_min, self.log_std_max).expand_as(mean)
+        return _gaussian_log_prob(actions, mean, log_std)
+
+
+class DeterministicPolicy(nn.Module):
+    """a = tanh(f(s)) (TD3, TD3+BC, PLAS's latent policy)."""
+
+    def __init__(self, observation_dim: int, action_dim: int, hidden: Sequence[int] = (256, 256), **options: object):
+        super().__init__()
+        self.body = mlp(observation_dim, action_dim, hidden, output_activation=nn.Tanh, **options)  # type: ignore[arg-type]
+
+    def forward(self, observations: Tensor) -> Tensor:
+        return self.body(observations)
+
+
+def _gaussian_log_prob(x: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
+    z = (x - mean) * torch.exp(-log_std)
+    return (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+
+def _tanh_log_det(pre_tanh: Tensor) -> Tensor:
+    # log(1 - tanh(x)^2), written stably
+    return (2.0 * (math.log(2.0) - pre_tanh - F.softplus(-2.0 * pre_tanh))).sum(-1)

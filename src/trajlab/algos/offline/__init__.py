@@ -1,0 +1,1 @@
+"""Offline RL agents, one readable file each. Importing `trajlab.algos` registers them all."""

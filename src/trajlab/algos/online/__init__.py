@@ -1,0 +1,1 @@
+"""Online RL agents (SAC with DroQ and reset options; PPO-Lagrangian later)."""

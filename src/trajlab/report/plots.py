@@ -1,0 +1,74 @@
+"""Matplotlib figures for reports (Agg backend, PNG files written atomically)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from trajlab.core.io import atomic_path
+
+
+def read_metrics(path: str | Path) -> dict[str, np.ndarray]:
+    """metrics.csv as columns (missing cells become NaN)."""
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return {}
+    columns = {name: np.full(len(rows), np.nan) for name in rows[0]}
+    for index, row in enumerate(rows):
+        for name, value in row.items():
+            if value not in (None, ""):
+                columns[name][index] = float(value)
+    return columns
+
+
+def plot_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: str | Path, *,
+                title: str, xlabel: str = "step", ylabel: str = "return") -> Path:
+    """One line per named (x, y) curve; NaN points are skipped."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 3.6), dpi=110)
+    for label, (xs, ys) in curves.items():
+        x, y = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+        keep = np.isfinite(x) & np.isfinite(y)
+        axis.plot(x[keep], y[keep], label=label, marker="o" if keep.sum() < 30 else None, markersize=3)
+    axis.set_title(title)
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.grid(alpha=0.3)
+    if len(curves) > 1:
+        axis.legend()
+    figure.tight_layout()
+    target = Path(path)
+    with atomic_path(target) as temp:
+        figure.savefig(temp, format="png")
+    plt.close(figure)
+    return target
+
+
+def plot_bars(values: Mapping[str, float], path: str | Path, *, title: str, ylabel: str,
+              errors: Mapping[str, float] | None = None) -> Path:
+    """A bar per named value (optional error bars)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 3.6), dpi=110)
+    names = list(values)
+    axis.bar(names, [values[n] for n in names], yerr=[(errors or {}).get(n, 0.0) for n in names], capsize=4)
+    axis.set_title(title)
+    axis.set_ylabel(ylabel)
+    axis.grid(alpha=0.3, axis="y")
+    figure.tight_layout()
+    target = Path(path)
+    with atomic_path(target) as temp:
+        figure.savefig(temp, format="png")
+    plt.close(figure)
+    return target

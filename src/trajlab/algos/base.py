@@ -7,8 +7,9 @@ Subclasses build their networks into `self.networks` and optimisers into `self.o
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 import numpy as np
 import torch
@@ -40,6 +41,7 @@ class AgentBase(ABC):
         self.num_updates = 0
         self.networks: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.loss_scales: dict[str, float] = {}
         seed_everything(seed)
 
     # --- the Agent protocol -------------------------------------------------------------------------
@@ -92,6 +94,16 @@ class AgentBase(ABC):
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore what `extra_state()` returned."""
 
+    def reduce(self, name: str, per_sample: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """The batch loss of one per-sample term: weighted by `batch.weights`, scaled by `loss_scales[name]`.
+
+        `update()` reduces every term through here, so unlearning and influence methods can reweight samples
+        (Batch.weights) or whole terms (`scaled_losses`) without touching the algorithm.
+        """
+        loss = batch.weighted_mean(per_sample)
+        scale = self.loss_scales.get(name)
+        return loss if scale is None else loss * scale
+
     # --- conveniences -------------------------------------------------------------------------------
     def train_mode(self, training: bool = True) -> None:
         for module in self.networks.values():
@@ -99,6 +111,17 @@ class AgentBase(ABC):
 
     def parameters(self) -> list[nn.Parameter]:
         return [p for module in self.networks.values() for p in module.parameters()]
+
+
+@contextmanager
+def scaled_losses(agent: AgentBase, **scales: float) -> Iterator[AgentBase]:
+    """Within the block, `agent.update` multiplies the named loss terms by the given factors."""
+    previous = dict(agent.loss_scales)
+    agent.loss_scales.update(scales)
+    try:
+        yield agent
+    finally:
+        agent.loss_scales = previous
 
 
 def save_agent(path: str | Path, agent: AgentBase, metadata: dict[str, Any] | None = None) -> Path:

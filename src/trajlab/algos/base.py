@@ -124,8 +124,13 @@ def scaled_losses(agent: AgentBase, **scales: float) -> Iterator[AgentBase]:
         agent.loss_scales = previous
 
 
-def save_agent(path: str | Path, agent: AgentBase, metadata: dict[str, Any] | None = None) -> Path:
-    """Checkpoint an agent with what is needed to rebuild it: algorithm name, config, spaces, version."""
+def save_agent(path: str | Path, agent: AgentBase, metadata: dict[str, Any] | None = None, *,
+               run_state: dict[str, Any] | None = None) -> Path:
+    """Checkpoint an agent with what is needed to rebuild it: algorithm name, config, spaces, version.
+
+    `run_state` (tensors/scalars, e.g. a sampler's generator state) is stored in the same file under
+    "run_state", so a resumable checkpoint is one atomic write; `load_agent` ignores it.
+    """
     header = {
         "algo": agent.name,
         "config": to_dict(agent.config),
@@ -134,7 +139,10 @@ def save_agent(path: str | Path, agent: AgentBase, metadata: dict[str, Any] | No
         "trajlab_version": trajlab.__version__,
         **(metadata or {}),
     }
-    return save_checkpoint(path, agent.state_dict(), header)
+    state = agent.state_dict()
+    if run_state is not None:
+        state["run_state"] = run_state
+    return save_checkpoint(path, state, header)
 
 
 def load_agent(path: str | Path, device: str = "cpu") -> AgentBase:

@@ -37,6 +37,15 @@ class TanhGaussianPolicy(nn.Module):
         log_prob = _gaussian_log_prob(pre_tanh, mean, log_std) - _tanh_log_det(pre_tanh)
         return action, log_prob
 
+    def sample_n(self, observations: Tensor, num_samples: int) -> tuple[Tensor, Tensor]:
+        """(actions [B, n, act], log_probs [B, n]): n samples per observation from one network forward."""
+        mean, log_std = self.distribution_params(observations)
+        mean, log_std = mean.unsqueeze(1), log_std.unsqueeze(1)
+        noise = torch.randn(mean.shape[0], num_samples, mean.shape[-1], dtype=mean.dtype, device=mean.device)
+        pre_tanh = mean + log_std.exp() * noise
+        log_prob = _gaussian_log_prob(pre_tanh, mean, log_std) - _tanh_log_det(pre_tanh)
+        return torch.tanh(pre_tanh), log_prob
+
     def log_prob(self, observations: Tensor, actions: Tensor) -> Tensor:
         """log pi(a|s) [B] of given actions in (-1, 1)."""
         mean, log_std = self.distribution_params(observations)

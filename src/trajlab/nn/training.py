@@ -1,0 +1,59 @@
+"""Training plumbing shared by agents: fused Adam, frozen target copies, Polyak averaging, learned scalars.
+
+These run once or more per update, so they avoid per-call Python work: the target's parameter lists are taken
+once and averaged with one `_foreach_lerp_`, and Adam is the fused single-kernel version where it exists.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Iterable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+
+def adam(parameters: Iterable[nn.Parameter], lr: float, *, weight_decay: float = 0.0) -> torch.optim.Adam:
+    """Adam with the fused kernel (about 3x faster than the per-parameter loop on CPU, also on CUDA)."""
+    params = list(parameters)
+    fused = all(p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
+
+
+def frozen_copy(module: nn.Module) -> nn.Module:
+    """A copy of `module` that no optimiser sees and no gradient reaches (a target network)."""
+    return copy.deepcopy(module).requires_grad_(False)
+
+
+class PolyakAverager:
+    """target <- (1 - tau) * target + tau * source, over matching parameters, in one fused call."""
+
+    def __init__(self, source: nn.Module, target: nn.Module) -> None:
+        self.source = [p for p in source.parameters()]
+        self.target = [p for p in target.parameters()]
+        if [p.shape for p in self.source] != [p.shape for p in self.target]:
+            raise ValueError("source and target networks differ in shape")
+
+    @torch.no_grad()
+    def update(self, tau: float) -> None:
+        torch._foreach_lerp_(self.target, self.source, tau)
+
+
+def step(optimizer: torch.optim.Optimizer, loss: Tensor, inputs: Sequence[Tensor] | None = None) -> None:
+    """One optimiser step on `loss`. With `inputs`, gradients are computed for those tensors only (an actor
+    loss that goes through a critic then costs no critic weight gradients, and leaves the critic's .grad alone)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward(inputs=list(inputs) if inputs is not None else None)
+    optimizer.step()
+
+
+class LogScalar(nn.Module):
+    """A positive learned scalar kept as its logarithm (SAC's entropy temperature, CQL's Lagrange multiplier)."""
+
+    def __init__(self, initial: float) -> None:
+        super().__init__()
+        self.log_value = nn.Parameter(torch.tensor(math.log(initial), dtype=torch.float32))
+
+    def forward(self) -> Tensor:
+        return self.log_value.exp()

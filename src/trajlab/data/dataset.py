@@ -97,6 +97,12 @@ class TransitionDataset:
         in a terminal has no known successor and is dropped (as D4RL loaders do).
         """
         n = len(rewards)
+        given = dict(observations=observations, actions=actions, rewards=rewards, terminals=terminals,
+                     timeouts=timeouts, next_observations=next_observations, episode_ids=episode_ids,
+                     transition_ids=transition_ids, costs=costs)
+        lengths = {name: len(value) for name, value in given.items() if value is not None}
+        if len(set(lengths.values())) > 1:
+            raise TrajlabError("inconsistent array lengths: " + ", ".join(f"{k} {v}" for k, v in lengths.items()))
         terminals = np.asarray(terminals).astype(bool).reshape(-1)
         timeouts = np.zeros(n, dtype=bool) if timeouts is None else np.asarray(timeouts).astype(bool).reshape(-1)
         if len(terminals) != n or len(timeouts) != n:

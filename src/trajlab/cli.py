@@ -43,6 +43,298 @@ JsonOption = typer.Option(False, "--json", help="Print result.json to stdout.")
 # ---- commands are added below, one block per subsystem --------------------------------------------------
 
 
+# ---- data: generate, import, export, info, subset (trajlab.data) -------------------------------------------
+OverwriteOption = typer.Option(False, "--overwrite", help="Replace an existing output (default: refuse).")
+MinariRootOption = typer.Option(
+    None, "--minari-root", help="Minari datasets folder (default: $MINARI_DATASETS_PATH, else ~/.minari/datasets)."
+)
+
+
+def _refuse_existing(path: Path, overwrite: bool) -> None:
+    """Fail before any work when an output is already there (outputs are replaced only on request)."""
+    from trajlab.core.errors import TrajlabError
+
+    if path.is_dir():
+        raise TrajlabError(f"{path}: is a folder; give a file path for the output")
+    if path.exists() and not overwrite:
+        raise TrajlabError(f"{path}: already exists (use --overwrite to replace it)")
+
+
+def _dataset_line(dataset: Any) -> dict[str, Any]:
+    summary = dataset.summary()
+    return {key: summary[key] for key in ("episodes", "transitions", "observation_dim", "action_dim", "return_mean")}
+
+
+@data_app.command("generate")
+def data_generate(
+    env: str = typer.Option(..., "--env", help="Environment id, e.g. Hopper-v5 (see the envs registry)."),
+    quality: str = typer.Option(..., "--quality", help="random, medium, expert, medium-replay or medium-expert."),
+    out: Path = typer.Option(..., "--out", help="Dataset file to write (.hdf5)."),
+    preset: str = typer.Option("quick", "--preset", help="quick (minutes on 2 CPU cores) or paper (D4RL sizes)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the behaviour training and the collection."),
+    sac_steps: Optional[int] = typer.Option(None, "--sac-steps", help="Override the preset's SAC env steps."),
+    dataset_size: Optional[int] = typer.Option(None, "--dataset-size", help="Override the transitions collected."),
+    snapshot_every: Optional[int] = typer.Option(None, "--snapshot-every", help="Override the snapshot interval."),
+    work_dir: Optional[Path] = typer.Option(
+        None, "--work-dir", help="Behaviour-policy folder (default: next to --out, shared by every quality)."
+    ),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda for SAC training."),
+    overwrite: bool = OverwriteOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Train a SAC behaviour policy and collect a D4RL-style dataset of the given quality.
+
+    Behaviour policies stay in a work folder: other qualities of the same env, preset and seed reuse them.
+
+    An interrupted run continues where it stopped when run again.
+
+    Examples:
+
+      trajlab data generate --env Hopper-v5 --quality medium --out hopper-medium.hdf5
+
+      trajlab data generate --env Hopper-v5 --quality medium-replay --out hopper-mr.hdf5 --preset paper --seed 1
+    """
+    from trajlab.core.config import load_preset
+    from trajlab.data.generate import GenerateConfig, run
+
+    config = load_preset(
+        GenerateConfig, "data", preset, env_id=env, quality=quality, out=str(out), seed=seed, preset=preset,
+        sac_steps=sac_steps, dataset_size=dataset_size, snapshot_every=snapshot_every, device=device,
+        work_dir=None if work_dir is None else str(work_dir), overwrite=overwrite,
+    )
+    emit(run(config), as_json)
+
+
+@data_app.command("import")
+def data_import(
+    source: str = typer.Argument(..., help="A D4RL .hdf5 file, or a Minari dataset id or folder."),
+    out: Path = typer.Option(..., "--out", help="trajlab dataset file to write (.hdf5)."),
+    format: Optional[str] = typer.Option(None, "--format", help="d4rl or minari (default: a file is D4RL)."),
+    env: Optional[str] = typer.Option(None, "--env", help="Environment id to record (D4RL files name none)."),
+    minari_root: Optional[Path] = MinariRootOption,
+    overwrite: bool = OverwriteOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Import a D4RL .hdf5 file or a local Minari dataset; episodes and transitions get stable ids.
+
+    D4RL episodes end at terminals and timeouts; a last episode that ends with neither is kept.
+
+    Examples:
+
+      trajlab data import hopper_medium-v2.hdf5 --out hopper-medium.hdf5
+
+      trajlab data import mujoco/hopper/medium-v0 --format minari --out hopper-medium.hdf5
+    """
+    from trajlab.core.errors import TrajlabError
+    from trajlab.envs.registry import env_info
+
+    _refuse_existing(out, overwrite)
+    if env is not None:
+        env_info(env)
+    kind = format or ("d4rl" if Path(source).is_file() else "minari")
+    if kind == "d4rl":
+        from trajlab.data.d4rl import import_d4rl
+
+        dataset = import_d4rl(source, env_id=env)
+    elif kind == "minari":
+        from trajlab.data.minari_io import import_minari
+
+        dataset = import_minari(source, root=minari_root)
+        dataset = dataset if env is None else dataset.with_metadata(env_id=env)
+    else:
+        raise TrajlabError(f"unknown format {format!r}; use d4rl or minari")
+    dataset.save(out)
+    emit({"out": str(out), "format": kind, **_dataset_line(dataset)}, as_json)
+
+
+@data_app.command("export")
+def data_export(
+    path: Path = typer.Argument(..., help="trajlab dataset file (a D4RL file works too)."),
+    format: str = typer.Option(..., "--format", help="minari or d4rl."),
+    out: str = typer.Option(..., "--out", help="D4RL: a file path. Minari: a dataset id (name-v0) or a ./path."),
+    minari_root: Optional[Path] = MinariRootOption,
+    overwrite: bool = OverwriteOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Export a dataset as a plain D4RL .hdf5 file or as a local Minari dataset.
+
+    Minari needs the dataset's env_id (set it at import with --env) and whole episodes.
+
+    Examples:
+
+      trajlab data export hopper-medium.hdf5 --format d4rl --out hopper_medium-d4rl.hdf5
+
+      trajlab data export hopper-medium.hdf5 --format minari --out trajlab/hopper-medium-v0
+    """
+    from trajlab.core.errors import TrajlabError
+    from trajlab.data.d4rl import export_d4rl, open_dataset
+
+    if format not in ("d4rl", "minari"):
+        raise TrajlabError(f"unknown format {format!r}; use d4rl or minari")
+    if format == "d4rl":
+        _refuse_existing(Path(out), overwrite)
+    dataset = open_dataset(path)
+    if format == "d4rl":
+        written = export_d4rl(dataset, out)
+    else:
+        from trajlab.data.minari_io import export_minari
+
+        written = export_minari(dataset, out, root=minari_root, overwrite=overwrite)
+    emit({"out": str(written), "format": format, **_dataset_line(dataset)}, as_json)
+
+
+@data_app.command("info")
+def data_info(
+    path: Path = typer.Argument(..., help="trajlab dataset file (a D4RL file works too)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Episodes, transitions, return statistics, dimensions and metadata of a dataset.
+
+    Example:
+
+      trajlab data info hopper-medium.hdf5
+    """
+    from trajlab.data.d4rl import open_dataset
+    from trajlab.eval.scores import normalized_score
+
+    summary = open_dataset(path).summary()
+    env_id = summary["metadata"].get("env_id")
+    summary["normalized_return_mean"] = normalized_score(summary["return_mean"], env_id, summary["metadata"])
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, sort_keys=True, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=str(path), show_header=False)
+    for key, value in summary.items():
+        if key != "metadata" and value is not None:
+            table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    for key, value in sorted(summary["metadata"].items()):
+        table.add_row(f"metadata.{key}", str(value), style="dim")
+    Console().print(table)
+
+
+@data_app.command("subset")
+def data_subset(
+    path: Path = typer.Argument(..., help="trajlab dataset file."),
+    out: Path = typer.Option(..., "--out", help="Dataset file to write."),
+    episodes: Optional[str] = typer.Option(None, "--episodes", help="Comma-separated episode ids to keep."),
+    without: Optional[str] = typer.Option(None, "--without", help="Comma-separated episode ids to drop."),
+    overwrite: bool = OverwriteOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Keep (--episodes) or drop (--without) episodes by id; every id stays as it was.
+
+    Example:
+
+      trajlab data subset hopper-medium.hdf5 --without 3,17,42 --out hopper-medium-forget.hdf5
+    """
+    from trajlab.core.errors import TrajlabError
+    from trajlab.data import TransitionDataset
+
+    if (episodes is None) == (without is None):
+        raise TrajlabError("give exactly one of --episodes and --without")
+    _refuse_existing(out, overwrite)
+    ids = _episode_id_list(episodes if episodes is not None else without or "")
+    dataset = TransitionDataset.load(path)
+    chosen = dataset.subset(ids) if episodes is not None else dataset.without(ids)
+    chosen.save(out)
+    emit({"out": str(out), **_dataset_line(chosen)}, as_json)
+
+
+def _episode_id_list(text: str) -> list[int]:
+    from trajlab.core.errors import TrajlabError
+
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise TrajlabError(f"episode ids must be comma-separated integers, got {text!r}") from None
+
+
+# ---- offline training and evaluation: train, eval (trajlab.algos.offline.train) ---------------------------
+def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """KEY=VALUE strings -> {key: YAML-parsed value} (so 0.5 is a float, [64, 64] a list, true a bool)."""
+    import yaml
+
+    from trajlab.core.errors import TrajlabError
+
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise TrajlabError(f"--set expects KEY=VALUE, got {pair!r}")
+        try:
+            overrides[key.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise TrajlabError(f"--set {key}: cannot parse value {text!r}") from None
+    return overrides
+
+
+@app.command("train")
+def offline_train(
+    algo: str = typer.Option(..., "--algo", help="Offline algorithm: bc, td3_bc, iql, awac, cql, bcq, bear, ..."),
+    dataset: Path = typer.Option(..., "--dataset", help="trajlab HDF5 dataset (see `trajlab data`)."),
+    steps: int = typer.Option(..., "--steps", help="Gradient updates."),
+    preset: str = typer.Option("quick", "--preset", help="quick (small nets, CPU minutes) or paper (published)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of networks, batches and noise."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    eval_every: int = typer.Option(0, "--eval-every", help="Evaluate every N updates and at the end (0: never)."),
+    eval_episodes: int = typer.Option(10, "--eval-episodes", help="Episodes per evaluation."),
+    log_every: int = typer.Option(1000, "--log-every", help="Write metrics.csv rows every N updates."),
+    checkpoint_every: int = typer.Option(10_000, "--checkpoint-every", help="Step checkpoint every N updates."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/<algo>_<dataset>_seed<S>)."),
+    set_options: list[str] = typer.Option([], "--set", help="Override an algorithm option: KEY=VALUE (repeatable)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run already in --out."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Train an offline RL agent on a dataset; writes a run directory with checkpoints and result.json.
+
+    Algorithm options come from configs/offline/<algo>/<preset>.yaml; --set changes single ones.
+    Rerun an interrupted command with --resume to continue from its latest checkpoint.
+
+    Examples:
+
+      trajlab train --algo iql --dataset hopper-medium.hdf5 --steps 5000
+
+      trajlab train --algo cql --dataset hopper-medium.hdf5 --steps 1000000 --preset paper --eval-every 10000
+
+      trajlab train --algo td3_bc --dataset data.hdf5 --steps 20000 --set alpha=5.0 --out runs/td3bc-a5
+    """
+    from trajlab.algos.offline.train import TrainConfig, run
+
+    config = TrainConfig(
+        algo=algo, dataset=str(dataset), steps=steps, preset=preset, overrides=_parse_overrides(set_options),
+        seed=seed, device=device, eval_every=eval_every, eval_episodes=eval_episodes, log_every=log_every,
+        checkpoint_every=checkpoint_every, out=None if out is None else str(out), resume=resume,
+        overwrite=overwrite, threads=threads,
+    )
+    emit(run(config), as_json)
+
+
+@app.command("eval")
+def offline_eval(
+    run_dir: Path = typer.Argument(..., help="Run directory written by `trajlab train`."),
+    episodes: int = typer.Option(10, "--episodes", help="Evaluation episodes."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the first episode (episode i uses seed + i)."),
+    env: Optional[str] = typer.Option(None, "--env", help="Environment id (default: the dataset's env_id)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Evaluate a trained agent: mean return and normalised score over episodes; writes RUN/eval.json.
+
+    Examples:
+
+      trajlab eval runs/iql_hopper-medium_seed0 --episodes 10
+
+      trajlab eval runs/cql-hopper --episodes 20 --seed 100 --json
+    """
+    from trajlab.algos.offline.train import evaluate_run
+
+    emit(evaluate_run(run_dir, episodes=episodes, seed=seed, env_id=env), as_json)
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point: run the app, turning user mistakes into a one-line error and exit code 2."""
     from trajlab.core.errors import TrajlabError

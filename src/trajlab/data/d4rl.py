@@ -75,7 +75,7 @@ def export_d4rl(dataset: TransitionDataset, path: str | Path) -> Path:
     with atomic_path(target) as temp, h5py.File(temp, "w") as handle:
         for name, values in root.items():
             if values is not None:
-                handle.create_dataset(name, data=values, compression="gzip", compression_opts=1)
+                handle.create_dataset(name, data=values, compression="gzip", compression_opts=1, fletcher32=True)
         for key, value in _plain_metadata(dataset.metadata).items():
             handle.create_dataset(f"metadata/{key}", data=value)
         handle.create_dataset(f"{IDS_GROUP}/episode_ids", data=dataset.episode_ids)
@@ -153,7 +153,7 @@ def _has_root_ids(source: Path) -> bool:
     try:
         with h5py.File(source, "r") as handle:
             return "episode_ids" in handle and "transition_ids" in handle
-    except OSError:
+    except (OSError, RuntimeError, ValueError, KeyError):
         return False  # the full reader reports what is wrong with the file
 
 

@@ -16,6 +16,8 @@ from trajlab.data.dataset import ARRAY_FIELDS, ID_FIELDS, TransitionDataset
 METADATA_ATTR = "trajlab_metadata"
 FORMAT_ATTR = "trajlab_format"
 FORMAT_VERSION = 1
+# fletcher32 checksums every chunk, so a corrupted file fails to load instead of loading wrong numbers
+_CHUNK_OPTIONS = {"compression": "gzip", "compression_opts": 1, "fletcher32": True}
 
 
 def save_hdf5(dataset: TransitionDataset, path: str | Path) -> Path:
@@ -24,9 +26,9 @@ def save_hdf5(dataset: TransitionDataset, path: str | Path) -> Path:
     with atomic_path(target) as temp:
         with h5py.File(temp, "w") as handle:
             for name in (*ARRAY_FIELDS, *ID_FIELDS):
-                handle.create_dataset(name, data=getattr(dataset, name), compression="gzip", compression_opts=1)
+                handle.create_dataset(name, data=getattr(dataset, name), **_CHUNK_OPTIONS)
             if dataset.costs is not None:
-                handle.create_dataset("costs", data=dataset.costs, compression="gzip", compression_opts=1)
+                handle.create_dataset("costs", data=dataset.costs, **_CHUNK_OPTIONS)
             handle.attrs[METADATA_ATTR] = json.dumps(metadata, default=str)
             handle.attrs[FORMAT_ATTR] = FORMAT_VERSION
     return target
@@ -68,7 +70,7 @@ def read_hdf5_arrays(source: Path) -> tuple[dict[str, np.ndarray], dict[str, obj
             attrs = {key: _attr(value) for key, value in handle.attrs.items()}
     except TrajlabError:
         raise
-    except (OSError, KeyError, ValueError) as error:
+    except (OSError, KeyError, ValueError, RuntimeError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise TrajlabError(f"{source}: not a readable HDF5 file ({reason})") from None
     return arrays, attrs

@@ -17,7 +17,7 @@ class Normalizer(nn.Module):
         self.register_buffer("std", torch.ones(dim))
 
     def fit(self, data: np.ndarray | Tensor) -> Normalizer:
-        values = torch.as_tensor(np.asarray(data, dtype=np.float32))
+        values = torch.as_tensor(np.array(data, dtype=np.float32))  # a copy: datasets hold read-only arrays
         self.mean.copy_(values.mean(dim=0))
         self.std.copy_(values.std(dim=0, unbiased=False) + self.eps)
         return self

@@ -347,15 +347,15 @@ def main(argv: Optional[list[str]] = None) -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted; rerun with --resume to continue", err=True)
         sys.exit(130)
-    except Exception as error:  # click's own usage errors
-        import click
+    except Exception as error:  # usage errors of typer's own (vendored) click
+        from typer._click.exceptions import ClickException
 
-        if isinstance(error, click.exceptions.ClickException):
+        if isinstance(error, ClickException):
             error.show()
             sys.exit(error.exit_code)
-        if isinstance(error, click.exceptions.Exit):
+        if isinstance(error, typer.Exit):
             sys.exit(error.exit_code)
-        if isinstance(error, click.exceptions.Abort):
+        if isinstance(error, typer.Abort):
             sys.exit(1)
         raise
 

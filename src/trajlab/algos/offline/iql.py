@@ -1,0 +1,185 @@
+"""Implicit Q-Learning (Kostrikov, Nair & Levine, 2022): never query Q on actions outside the dataset.
+
+    value:   L_tau(min_i Q'_i(s, a) - V(s)),  L_tau(u) = |tau - 1(u < 0)| u^2  (expectile regression)
+    critic:  sum_i (Q_i(s, a) - (r + gamma (1 - d) V(s')))^2
+    actor:   -min(exp(beta (min_i Q'_i(s, a) - V(s))), max_weight) log pi(a | s)   (advantage-weighted regression)
+
+As in the paper's code, one update steps the value function first and the actor and critic then use the new
+V; the actor's learning rate follows a cosine decay; locomotion rewards are scaled by
+1000 / (max episode return - min episode return) of the dataset (stored in the checkpoint).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from trajlab.algos.base import AGENTS
+from trajlab.algos.offline.base import OfflineAgent, returns_range_scale
+from trajlab.core.errors import TrajlabError
+from trajlab.core.protocols import Batch, LossOutput
+from trajlab.core.spec import SpaceSpec
+from trajlab.nn.ensemble import EnsembleCritic
+from trajlab.nn.mlp import mlp
+from trajlab.nn.policies import GaussianPolicy
+from trajlab.nn.training import PolyakAverager, adam, frozen_copy, step
+
+
+@dataclass(frozen=True)
+class IQLConfig:
+    """IQL settings (defaults: the paper's MuJoCo locomotion settings)."""
+
+    actor_hidden: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of the policy."""
+    critic_hidden: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of each critic and of the value function."""
+    actor_lr: float = 3e-4
+    """Initial Adam learning rate of the policy."""
+    critic_lr: float = 3e-4
+    """Adam learning rate of the critics."""
+    value_lr: float = 3e-4
+    """Adam learning rate of the value function."""
+    batch_size: int = 256
+    """Transitions per update."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 0.005
+    """Polyak rate of the target critics."""
+    num_critics: int = 2
+    """Critics in the ensemble (their minimum is used)."""
+    expectile: float = 0.7
+    """Expectile of the value regression (0.5 = mean; towards 1 = max over dataset actions)."""
+    beta: float = 3.0
+    """Inverse temperature of the advantage weights exp(beta * A)."""
+    max_weight: float = 100.0
+    """Advantage weights are clipped to this value."""
+    actor_lr_decay_steps: int = 1_000_000
+    """Cosine decay of the actor learning rate to 0 over this many updates (0: constant rate)."""
+    scale_rewards: bool = True
+    """Scale rewards by 1000 / (max - min episode return) of the dataset (the paper's locomotion setting)."""
+    normalize_observations: bool = False
+    """Standardise observations with the dataset's statistics (the paper does not)."""
+    compile: bool = False
+    """Run the loss functions through torch.compile (first updates compile for 10-20 s)."""
+
+
+@dataclass
+class IQLLosses(LossOutput):
+    value: Tensor
+    """Expectile loss of V(s) against min_i Q'_i(s, a) [B]."""
+    critic: Tensor
+    """Squared TD error summed over the critics [B]."""
+    actor: Tensor
+    """Advantage-weighted negative log-likelihood of the dataset action [B]."""
+
+
+def expectile_loss(difference: Tensor, expectile: float) -> Tensor:
+    """|expectile - 1(u < 0)| * u^2 for u = target - prediction, per sample."""
+    weight = torch.where(difference > 0, expectile, 1.0 - expectile)
+    return weight * difference.pow(2)
+
+
+def advantage_weights(advantages: Tensor, beta: float, max_weight: float) -> Tensor:
+    """min(exp(beta * A), max_weight), without gradient."""
+    return torch.exp(beta * advantages.detach()).clamp(max=max_weight)
+
+
+def cosine_lr(initial: float, step_index: int, total_steps: int) -> float:
+    """initial * (1 + cos(pi * t / T)) / 2, held at 0 after T; constant when T is 0."""
+    if total_steps <= 0:
+        return initial
+    progress = min(step_index, total_steps) / total_steps
+    return initial * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+@AGENTS.register("iql")
+class IQL(OfflineAgent):
+    """Expectile value learning plus advantage-weighted policy extraction."""
+
+    name = "iql"
+    config_class = IQLConfig
+
+    def __init__(self, spec: SpaceSpec, config: IQLConfig = IQLConfig(), *, device: str = "cpu", seed: int = 0):
+        if spec.discrete:
+            raise TrajlabError("iql needs continuous actions; these actions are discrete")
+        super().__init__(spec, config, device=device, seed=seed)
+        obs_dim, act_dim = spec.observation_dim, spec.action_dim
+        self.actor = GaussianPolicy(obs_dim, act_dim, config.actor_hidden, log_std_min=-5.0, log_std_max=2.0)
+        self.critic = EnsembleCritic(config.num_critics, obs_dim, act_dim, config.critic_hidden)
+        self.value = mlp(obs_dim, 1, config.critic_hidden)
+        self.actor, self.critic, self.value = (m.to(self.device) for m in (self.actor, self.critic, self.value))
+        self.critic_target = frozen_copy(self.critic)
+        self.networks = {"actor": self.actor, "critic": self.critic, "value": self.value,
+                         "critic_target": self.critic_target}
+        self.optimizers = {"actor": adam(self.actor.parameters(), config.actor_lr),
+                           "critic": adam(self.critic.parameters(), config.critic_lr),
+                           "value": adam(self.value.parameters(), config.value_lr)}
+        self._averager = PolyakAverager(self.critic, self.critic_target)
+        maybe_compile = torch.compile if config.compile else (lambda fn: fn)
+        self._value_loss = maybe_compile(self._value_loss_eager)
+        self._critic_loss = maybe_compile(self._critic_loss_eager)
+        self._actor_loss = maybe_compile(self._actor_loss_eager)
+
+    def reward_transform(self, dataset: Any) -> tuple[float, float]:
+        return (returns_range_scale(dataset), 0.0) if self.config.scale_rewards else (1.0, 0.0)
+
+    # --- losses -------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def td_target(self, batch: Batch) -> Tensor:
+        """r + gamma (1 - d) V(s') for a preprocessed batch -> [B]."""
+        next_value = self.value(batch.next_observations).squeeze(-1)
+        return batch.rewards + self.config.gamma * (1.0 - batch.terminals) * next_value
+
+    @torch.no_grad()
+    def _target_q(self, batch: Batch) -> Tensor:
+        return self.critic_target(batch.observations, batch.actions).min(0).values
+
+    def _value_loss_eager(self, batch: Batch, target_q: Tensor) -> Tensor:
+        return expectile_loss(target_q - self.value(batch.observations).squeeze(-1), self.config.expectile)
+
+    def _critic_loss_eager(self, batch: Batch, target: Tensor) -> Tensor:
+        return (self.critic(batch.observations, batch.actions) - target).pow(2).sum(0)
+
+    def _actor_loss_eager(self, batch: Batch, target_q: Tensor) -> Tensor:
+        with torch.no_grad():
+            advantages = target_q - self.value(batch.observations).squeeze(-1)
+        weights = advantage_weights(advantages, self.config.beta, self.config.max_weight)
+        return -weights * self.actor.log_prob(batch.observations, batch.actions)
+
+    def compute_losses(self, batch: Batch) -> IQLLosses:
+        batch = self.preprocess(batch)
+        target_q = self._target_q(batch)
+        return IQLLosses(value=self._value_loss(batch, target_q),
+                         critic=self._critic_loss(batch, self.td_target(batch)),
+                         actor=self._actor_loss(batch, target_q))
+
+    # --- training -----------------------------------------------------------------------------------
+    def update(self, batch: Batch) -> dict[str, float]:
+        prepared = self.preprocess(batch)
+        target_q = self._target_q(prepared)
+        value_loss = self.reduce("value", self._value_loss(prepared, target_q), batch)
+        step(self.optimizers["value"], value_loss)
+        # the actor and the critic learn from the value function just updated (as the paper's code does)
+        actor_loss = self.reduce("actor", self._actor_loss(prepared, target_q), batch)
+        self._set_actor_lr()
+        step(self.optimizers["actor"], actor_loss)
+        critic_loss = self.reduce("critic", self._critic_loss(prepared, self.td_target(prepared)), batch)
+        step(self.optimizers["critic"], critic_loss)
+        self._averager.update(self.config.tau)
+        self.num_updates += 1
+        metrics = torch.stack([value_loss.detach(), actor_loss.detach(), critic_loss.detach()]).tolist()
+        return dict(zip(("value_loss", "actor_loss", "critic_loss"), metrics))
+
+    def _set_actor_lr(self) -> None:
+        if self.config.actor_lr_decay_steps > 0:
+            lr = cosine_lr(self.config.actor_lr, self.num_updates, self.config.actor_lr_decay_steps)
+            for group in self.optimizers["actor"].param_groups:
+                group["lr"] = lr
+
+    def actor_action(self, observations: Tensor, deterministic: bool) -> Tensor:
+        action, _ = self.actor(observations, deterministic)
+        return action

@@ -143,6 +143,11 @@ class AWAC(OfflineAgent):
         metrics = torch.stack([critic_loss.detach(), actor_loss.detach()]).tolist()
         return dict(zip(("critic_loss", "actor_loss"), metrics))
 
+    @torch.no_grad()
+    def q_value(self, observations: Tensor, actions: Tensor) -> Tensor:
+        """min_i Q_i(s, a) [B] for raw observations and env-unit actions (TrajAuditor's value estimates)."""
+        return self.critic(*self.network_inputs(observations, actions)).min(0).values
+
     def actor_action(self, observations: Tensor, deterministic: bool) -> Tensor:
         action, _ = self.actor(observations, deterministic)
         return action

@@ -60,6 +60,12 @@ class OfflineAgent(AgentBase):
             actions=actions,
         )
 
+    def network_inputs(self, observations: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw observations and env-unit actions as the networks see them (for `q_value` on raw data)."""
+        if not self.spec.discrete:
+            actions = (actions - self._action_centre) / self._action_half_range
+        return self.obs_normalizer(observations), actions
+
     @torch.no_grad()
     def _policy_action(self, observations: torch.Tensor, deterministic: bool) -> torch.Tensor:
         action = self.actor_action(self.obs_normalizer(observations), deterministic)

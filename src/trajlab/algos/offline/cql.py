@@ -208,6 +208,11 @@ class CQL(OfflineAgent):
         metrics.update(actor_loss=actor_loss.detach(), temperature=self.temperature().detach())
         return dict(zip(metrics, torch.stack(list(metrics.values())).tolist()))
 
+    @torch.no_grad()
+    def q_value(self, observations: Tensor, actions: Tensor) -> Tensor:
+        """min_i Q_i(s, a) [B] for raw observations and env-unit actions (TrajAuditor's value estimates)."""
+        return self.critic(*self.network_inputs(observations, actions)).min(0).values
+
     def actor_action(self, observations: Tensor, deterministic: bool) -> Tensor:
         action, _ = self.actor(observations, deterministic)
         return action

@@ -180,6 +180,11 @@ class IQL(OfflineAgent):
             for group in self.optimizers["actor"].param_groups:
                 group["lr"] = lr
 
+    @torch.no_grad()
+    def q_value(self, observations: Tensor, actions: Tensor) -> Tensor:
+        """min_i Q_i(s, a) [B] for raw observations and env-unit actions (TrajAuditor's value estimates)."""
+        return self.critic(*self.network_inputs(observations, actions)).min(0).values
+
     def actor_action(self, observations: Tensor, deterministic: bool) -> Tensor:
         action, _ = self.actor(observations, deterministic)
         return action

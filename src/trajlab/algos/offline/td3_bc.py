@@ -141,5 +141,10 @@ class TD3BC(OfflineAgent):
         self.num_updates += 1
         return dict(zip(metrics, torch.stack(list(metrics.values())).tolist()))
 
+    @torch.no_grad()
+    def q_value(self, observations: Tensor, actions: Tensor) -> Tensor:
+        """min_i Q_i(s, a) [B] for raw observations and env-unit actions (TrajAuditor's value estimates)."""
+        return self.critic(*self.network_inputs(observations, actions)).min(0).values
+
     def actor_action(self, observations: Tensor, deterministic: bool) -> Tensor:
         return self.actor(observations)

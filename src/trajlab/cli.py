@@ -340,7 +340,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     from trajlab.core.errors import TrajlabError
 
     try:
-        app(args=argv, standalone_mode=False)
+        # without standalone mode typer returns an exit code instead of exiting (130 for Ctrl-C)
+        code = app(args=argv, standalone_mode=False)
     except TrajlabError as error:
         typer.echo(f"error: {error}", err=True)
         sys.exit(2)
@@ -358,6 +359,10 @@ def main(argv: Optional[list[str]] = None) -> None:
         if isinstance(error, typer.Abort):
             sys.exit(1)
         raise
+    if code == 130:
+        typer.echo("interrupted; rerun with --resume to continue", err=True)
+    if isinstance(code, int) and code != 0:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

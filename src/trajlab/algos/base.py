@@ -59,7 +59,7 @@ class AgentBase(ABC):
 
     @torch.no_grad()
     def act(self, observations: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        obs = torch.as_tensor(np.asarray(observations, dtype=np.float32), device=self.device)
+        obs = torch.as_tensor(np.array(observations, dtype=np.float32), device=self.device)  # copy: may be read-only
         single = obs.ndim == 1
         actions = self._policy_action(obs.unsqueeze(0) if single else obs, deterministic).cpu().numpy()
         return actions[0] if single else actions

@@ -178,6 +178,7 @@ class _TrainingLoop:
             torch.set_rng_state(saved["torch_rng"].cpu())
             self.step, self.earlier_sessions_s = int(saved["step"]), float(saved["elapsed_s"])
             self.last_eval = saved.get("last_eval")
+            self.sums, self.counts = dict(saved["metric_sums"]), dict(saved["metric_counts"])
         self.resumed_from = self.step
         self.run_dir.truncate_metrics(self.step)
 
@@ -244,7 +245,8 @@ class _TrainingLoop:
         if self.step == 0 or path.exists():
             return
         run_state = {"step": self.step, "sampler": self.sampler.get_state(), "torch_rng": torch.get_rng_state(),
-                     "elapsed_s": self._wall_time_s(), "last_eval": self.last_eval}
+                     "elapsed_s": self._wall_time_s(), "last_eval": self.last_eval,
+                     "metric_sums": self.sums, "metric_counts": self.counts}  # a partly averaged log interval
         save_agent(path, self.agent, self._checkpoint_metadata(), run_state=run_state)
 
     def _wall_time_s(self) -> float:

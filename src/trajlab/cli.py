@@ -75,6 +75,9 @@ def data_generate(
     sac_steps: Optional[int] = typer.Option(None, "--sac-steps", help="Override the preset's SAC env steps."),
     dataset_size: Optional[int] = typer.Option(None, "--dataset-size", help="Override the transitions collected."),
     snapshot_every: Optional[int] = typer.Option(None, "--snapshot-every", help="Override the snapshot interval."),
+    learning_starts: Optional[int] = typer.Option(
+        None, "--learning-starts", help="Override the random steps before SAC updates start."
+    ),
     work_dir: Optional[Path] = typer.Option(
         None, "--work-dir", help="Behaviour-policy folder (default: next to --out, shared by every quality)."
     ),
@@ -94,15 +97,15 @@ def data_generate(
 
       trajlab data generate --env Hopper-v5 --quality medium-replay --out hopper-mr.hdf5 --preset paper --seed 1
     """
-    from trajlab.core.config import load_preset
+    from trajlab.core.config import load_preset, replace
     from trajlab.data.generate import GenerateConfig, run
 
     config = load_preset(
-        GenerateConfig, "data", preset, env_id=env, quality=quality, out=str(out), seed=seed, preset=preset,
+        GenerateConfig, "data", preset, env_id=env, quality=quality, out=str(out), seed=seed,
         sac_steps=sac_steps, dataset_size=dataset_size, snapshot_every=snapshot_every, device=device,
-        work_dir=None if work_dir is None else str(work_dir), overwrite=overwrite,
+        learning_starts=learning_starts, work_dir=None if work_dir is None else str(work_dir), overwrite=overwrite,
     )
-    emit(run(config), as_json)
+    emit(run(replace(config, preset=preset)), as_json)
 
 
 @data_app.command("import")
@@ -333,6 +336,159 @@ def offline_eval(
     from trajlab.algos.offline.train import evaluate_run
 
     emit(evaluate_run(run_dir, episodes=episodes, seed=seed, env_id=env), as_json)
+
+
+# ---- online training: train-online (trajlab.algos.online.trainer) -----------------------------------------
+DROQ_OPTIONS = {"critic_dropout": 0.01, "critic_layer_norm": True, "utd_ratio": 20}
+"""What --droq sets (Hiraoka et al. 2022): dropout and layer norm in the critics, 20 updates per env step."""
+
+
+@app.command("train-online")
+def train_online_command(
+    algo: str = typer.Option("sac", "--algo", help="Online algorithm (sac)."),
+    env: str = typer.Option(..., "--env", help="Environment id, e.g. Hopper-v5 or Pendulum-v1."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Environment steps (default: the preset's)."),
+    preset: str = typer.Option("quick", "--preset", help="quick (small nets, CPU minutes) or paper (published)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of networks, environment, exploration and minibatches."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Evaluate every N env steps (0: never)."),
+    eval_episodes: Optional[int] = typer.Option(None, "--eval-episodes", help="Episodes per evaluation."),
+    learning_starts: Optional[int] = typer.Option(None, "--learning-starts", help="Random-action steps first."),
+    checkpoint_every: Optional[int] = typer.Option(
+        None, "--checkpoint-every", help="Checkpoint at the first episode end after every N steps (0: never)."
+    ),
+    log_every: Optional[int] = typer.Option(None, "--log-every", help="Write metrics.csv rows every N steps."),
+    droq: bool = typer.Option(False, "--droq", help="DroQ: critic dropout 0.01 + layer norm, 20 updates/step."),
+    utd: Optional[int] = typer.Option(None, "--utd", help="Updates per env step (update-to-data ratio)."),
+    set_options: list[str] = typer.Option([], "--set", help="Override an agent option: KEY=VALUE (repeatable)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/<algo>_<env>_seed<S>)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run already in --out."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Train an agent online (SAC, with DroQ and reset options); writes a run directory with a learning curve.
+
+    Trainer settings and agent options come from configs/online/<algo>/<preset>.yaml; options here change
+    single ones. Rerun an interrupted command with --resume to continue from its latest checkpoint.
+
+    Examples:
+
+      trajlab train-online --algo sac --env Hopper-v5
+
+      trajlab train-online --algo sac --env Hopper-v5 --preset paper --seed 1 --out runs/sac-hopper-s1
+
+      trajlab train-online --algo sac --env Hopper-v5 --droq --steps 50000 --set reset_every=100000
+
+      trajlab train-online --algo sac --env Pendulum-v1 --steps 5000 --set hidden=[64,64] --json
+    """
+    from trajlab.algos.online.trainer import load_online_config, run
+
+    overrides = {**(DROQ_OPTIONS if droq else {}), **({"utd_ratio": utd} if utd is not None else {})}
+    overrides.update(_parse_overrides(set_options))
+    config = load_online_config(
+        algo, preset, env_id=env, total_steps=steps, seed=seed, device=device, eval_every=eval_every,
+        eval_episodes=eval_episodes, learning_starts=learning_starts, checkpoint_every=checkpoint_every,
+        log_every=log_every, num_threads=threads, overrides=overrides,
+    )
+    emit(run(config, out=out, resume=resume, overwrite=overwrite), as_json)
+
+
+# ---- trajectory forgetting and auditing: forget, audit, poison (trajlab.unlearning, trajlab.audit) --------
+def _episode_list(text: Optional[str]) -> tuple[int, ...]:
+    """'3,17,42' -> (3, 17, 42); non-integers are a user error."""
+    if text is None:
+        return ()
+    from trajlab.unlearning.run import parse_episode_ids
+
+    return tuple(parse_episode_ids(text))
+
+
+@app.command("forget")
+def forget_command(
+    agent: Path = typer.Option(..., "--agent", help="Trained agent: a run directory or a checkpoint file."),
+    dataset: Path = typer.Option(..., "--dataset", help="The dataset the agent was trained on."),
+    out: Path = typer.Option(..., "--out", help="New run directory (the original run is never modified)."),
+    method: str = typer.Option("trajdeleter", "--method", help="trajdeleter, finetune, random-reward or retrain."),
+    episodes: Optional[str] = typer.Option(None, "--episodes", help="Episode ids to forget, e.g. 3,17,42."),
+    episodes_file: Optional[Path] = typer.Option(None, "--episodes-file", help="File of episode ids to forget."),
+    fraction: Optional[float] = typer.Option(None, "--fraction", help="Forget a random fraction of episodes."),
+    seed: int = typer.Option(0, "--seed", help="Seed of --fraction's choice and of the method's sampling."),
+    preset: str = typer.Option("quick", "--preset", help="quick (CPU minutes) or paper (the paper's steps)."),
+    audit: bool = typer.Option(False, "--audit", help="Audit the forgotten trajectories with TrajAuditor."),
+    evaluate: bool = typer.Option(False, "--evaluate", help="Returns of original and unlearned agents."),
+    retrain: bool = typer.Option(False, "--retrain", help="With --evaluate: also retrain, for return and time."),
+    shadows: Optional[int] = typer.Option(None, "--shadows", help="Shadow agents for --audit (default 5)."),
+    executor: Optional[str] = typer.Option(None, "--executor", help="Shadow training: in-process|local|ray|serial."),
+    eval_episodes: Optional[int] = typer.Option(None, "--eval-episodes", help="Episodes per evaluation."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Make a trained offline agent forget trajectories; writes a new run with a deletion certificate.
+
+    Exactly one of --episodes, --episodes-file and --fraction says what to forget. Bad requests (unknown ids,
+    an empty set, the whole dataset, a dataset that does not match the agent) stop before anything is written.
+
+    Examples:
+
+      trajlab forget --agent runs/td3 --dataset hopper.hdf5 --episodes 3,17,42 --out runs/td3-forget
+
+      trajlab forget --agent runs/td3 --dataset hopper.hdf5 --fraction 0.01 --audit --evaluate --out runs/f1
+
+      trajlab forget --agent runs/iql --dataset hopper.hdf5 --method finetune --episodes-file ids.txt --out runs/f2
+    """
+    from trajlab.unlearning.run import load_forget_config, run
+
+    config = load_forget_config(
+        preset, agent=str(agent), dataset=str(dataset), out=str(out), method=method,
+        episodes=_episode_list(episodes), episodes_file=None if episodes_file is None else str(episodes_file),
+        fraction=fraction, seed=seed, audit=audit, evaluate=evaluate, compare_retrain=retrain,
+        auditor={"num_shadows": shadows, "executor": executor}, eval_episodes=eval_episodes, device=device,
+        threads=threads, overwrite=overwrite,
+    )
+    emit(run(config), as_json)
+
+
+@app.command("audit")
+def audit_command(
+    agent: Path = typer.Option(..., "--agent", help="Audited agent: a run directory or a checkpoint file."),
+    dataset: Path = typer.Option(..., "--dataset", help="Dataset holding the audited trajectories."),
+    episodes: Optional[str] = typer.Option(None, "--episodes", help="Episode ids to audit, e.g. 3,17,42."),
+    episodes_file: Optional[Path] = typer.Option(None, "--episodes-file", help="File of episode ids to audit."),
+    reference_dataset: Optional[Path] = typer.Option(
+        None, "--reference-dataset", help="D_r for the shadows (default: dataset minus audited/forgotten)."),
+    original: Optional[Path] = typer.Option(
+        None, "--original", help="Original agent (default: from the run's certificate, else --agent)."),
+    shadows: Optional[int] = typer.Option(None, "--shadows", help="Shadow agents K (default 5)."),
+    executor: Optional[str] = typer.Option(None, "--executor", help="Shadow training: in-process|local|ray|serial."),
+    preset: str = typer.Option("quick", "--preset", help="quick (CPU minutes) or paper (the paper's settings)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/audit_<agent run>)."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Judge, per trajectory, whether an agent was trained on it (TrajAuditor: shadows + Grubbs test).
+
+    Examples:
+
+      trajlab audit --agent runs/td3-forget --dataset hopper.hdf5 --episodes 3,17,42
+
+      trajlab audit --agent runs/td3 --dataset hopper.hdf5 --episodes-file ids.txt --shadows 5 --executor local --json
+    """
+    from trajlab.audit.run import load_audit_config, run
+
+    config = load_audit_config(
+        preset, agent=str(agent), dataset=str(dataset), episodes=_episode_list(episodes),
+        episodes_file=None if episodes_file is None else str(episodes_file),
+        reference_dataset=None if reference_dataset is None else str(reference_dataset),
+        original=None if original is None else str(original), out=None if out is None else str(out),
+        auditor={"num_shadows": shadows, "executor": executor}, device=device, threads=threads,
+        overwrite=overwrite,
+    )
+    emit(run(config), as_json)
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -191,8 +191,8 @@ def test_from_arrays_rejects_inconsistent_lengths():
 @pytest.mark.parametrize("field", ["rewards", "observations"])
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_non_finite_values_are_rejected(field, bad):
-    arrays = dict(observations=np.zeros((4, 2)), actions=np.zeros((4, 1)), rewards=np.zeros(4),
-                  terminals=np.zeros(4))
+    arrays = {"observations": np.zeros((4, 2)), "actions": np.zeros((4, 1)), "rewards": np.zeros(4),
+              "terminals": np.zeros(4)}
     arrays[field] = arrays[field].copy()
     arrays[field][2] = bad
     with pytest.raises(TrajlabError, match=f"{field} contains NaN or inf .*row 2"):

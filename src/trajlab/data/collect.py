@@ -8,8 +8,9 @@ that step, also at a timeout (the observation after the reset is never used).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -1,0 +1,159 @@
+"""`ReplayBuffer`: a NumPy ring buffer of transitions that keeps trajlab's ids.
+
+Every transition gets a `transition_id` (its insertion index: 0, 1, 2, ... over the whole run, so the id is
+also the env step at which it was collected) and an `episode_id` (consecutive episodes of the single
+environment). Ids survive the ring wrap-around, so a dataset cut from the buffer (`to_dataset`) speaks the
+same ids as the influence, forgetting and auditing code. Arrays are preallocated; `sample` indexes them and
+hands them to torch without copying again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from trajlab.core.errors import TrajlabError
+from trajlab.core.io import atomic_path
+from trajlab.core.protocols import Batch
+from trajlab.data.dataset import TransitionDataset
+
+_ARRAYS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts",
+           "episode_ids", "transition_ids")
+_COUNTERS = ("capacity", "size", "position", "num_added", "episode_id", "episode_open")
+
+
+class ReplayBuffer:
+    """Fixed-capacity FIFO of transitions from one environment, with stable episode and transition ids."""
+
+    def __init__(self, observation_dim: int, action_dim: int, capacity: int, discrete: bool = False) -> None:
+        if capacity <= 0:
+            raise TrajlabError(f"replay buffer capacity must be positive, got {capacity}")
+        self.observation_dim, self.action_dim, self.discrete = observation_dim, action_dim, discrete
+        self.capacity = int(capacity)
+        self.observations = np.zeros((capacity, observation_dim), dtype=np.float32)
+        self.next_observations = np.zeros((capacity, observation_dim), dtype=np.float32)
+        self.actions = np.zeros(capacity, dtype=np.int64) if discrete else np.zeros((capacity, action_dim), np.float32)
+        self.rewards = np.zeros(capacity, dtype=np.float32)
+        self.terminals = np.zeros(capacity, dtype=np.float32)
+        self.timeouts = np.zeros(capacity, dtype=np.float32)
+        self.episode_ids = np.zeros(capacity, dtype=np.int64)
+        self.transition_ids = np.zeros(capacity, dtype=np.int64)
+        self.size = 0
+        self.position = 0
+        self.num_added = 0
+        self.episode_id = 0
+        self.episode_open = False
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, observation: np.ndarray, action: np.ndarray | int, reward: float, next_observation: np.ndarray,
+            terminated: bool, truncated: bool) -> None:
+        """Store one transition; a terminated or truncated one closes its episode."""
+        row = self.position
+        self.observations[row] = np.ravel(observation)
+        self.actions[row] = action
+        self.rewards[row] = reward
+        self.next_observations[row] = np.ravel(next_observation)
+        self.terminals[row] = terminated
+        self.timeouts[row] = truncated and not terminated
+        self.episode_ids[row] = self.episode_id
+        self.transition_ids[row] = self.num_added
+        self.episode_open = not (terminated or truncated)
+        if not self.episode_open:
+            self.episode_id += 1
+        self.num_added += 1
+        self.position = (row + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def sample(self, batch_size: int, generator: np.random.Generator) -> Batch:
+        """A uniform minibatch (with replacement) as CPU tensors; terminals/timeouts as float32 0/1."""
+        if self.size == 0:
+            raise TrajlabError("cannot sample from an empty replay buffer")
+        return self.batch_at(generator.integers(0, self.size, size=batch_size))
+
+    def batch_at(self, rows: np.ndarray) -> Batch:
+        """The transitions stored at these rows of the ring, as a Batch."""
+        return Batch(
+            observations=torch.from_numpy(self.observations[rows]),
+            actions=torch.from_numpy(self.actions[rows]),
+            rewards=torch.from_numpy(self.rewards[rows]),
+            next_observations=torch.from_numpy(self.next_observations[rows]),
+            terminals=torch.from_numpy(self.terminals[rows]),
+            timeouts=torch.from_numpy(self.timeouts[rows]),
+            transition_ids=torch.from_numpy(self.transition_ids[rows]),
+            episode_ids=torch.from_numpy(self.episode_ids[rows]),
+        )
+
+    # --- datasets ---------------------------------------------------------------------------------------
+    @property
+    def oldest_step(self) -> int:
+        """Transition id (= env step) of the oldest transition still held."""
+        return self.num_added - self.size
+
+    def to_dataset(self, metadata: dict[str, Any] | None = None, *, first: int | None = None,
+                   last: int | None = None) -> TransitionDataset:
+        """The held transitions whose step index (transition id) is in [first, last), in insertion order.
+
+        `first` defaults to the oldest step still held, `last` to the number of transitions added. An episode
+        cut by either end of the window is kept as an unfinished episode (D4RL "medium-replay" datasets are
+        the buffer up to the step where the agent reached medium performance).
+        """
+        first = self.oldest_step if first is None else int(first)
+        last = self.num_added if last is None else int(last)
+        if first < self.oldest_step:
+            raise TrajlabError(f"steps before {self.oldest_step} are no longer in the replay buffer "
+                               f"(capacity {self.capacity}); asked for first={first}")
+        if last > self.num_added or last < first:
+            raise TrajlabError(f"invalid step window [{first}, {last}): the buffer holds steps "
+                               f"[{self.oldest_step}, {self.num_added})")
+        rows = np.arange(first, last) % self.capacity
+        return TransitionDataset(
+            observations=self.observations[rows], actions=self.actions[rows], rewards=self.rewards[rows],
+            next_observations=self.next_observations[rows], terminals=self.terminals[rows].astype(bool),
+            timeouts=self.timeouts[rows].astype(bool), episode_ids=self.episode_ids[rows],
+            transition_ids=self.transition_ids[rows], metadata=dict(metadata or {}),
+        )
+
+    # --- resume -----------------------------------------------------------------------------------------
+    def state(self) -> dict[str, np.ndarray]:
+        """Filled rows and counters as plain NumPy arrays (no objects), for `np.savez`."""
+        arrays = {name: getattr(self, name)[: self.size] for name in _ARRAYS}
+        counters = {name: np.asarray(int(getattr(self, name)), dtype=np.int64) for name in _COUNTERS}
+        return {**arrays, **counters}
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore what `state()` returned (the capacity and shapes must match this buffer)."""
+        missing = [name for name in (*_ARRAYS, *_COUNTERS) if name not in state]
+        if missing:
+            raise TrajlabError(f"replay buffer state lacks {', '.join(missing)}")
+        if int(state["capacity"]) != self.capacity:
+            raise TrajlabError(f"replay buffer state has capacity {int(state['capacity'])}, expected {self.capacity}")
+        size = int(state["size"])
+        for name in _ARRAYS:
+            target, value = getattr(self, name), np.asarray(state[name])
+            if value.shape[1:] != target.shape[1:] or len(value) != size:
+                raise TrajlabError(f"replay buffer state: {name} has shape {value.shape}, does not fit this buffer")
+            target[:size] = value
+        self.size, self.position, self.num_added = size, int(state["position"]), int(state["num_added"])
+        self.episode_id, self.episode_open = int(state["episode_id"]), bool(state["episode_open"])
+
+    def save(self, path: str | Path) -> Path:
+        """Write `state()` to an .npz file atomically."""
+        target = Path(path)
+        with atomic_path(target) as temp:
+            with open(temp, "wb") as handle:  # a file handle stops np.savez from appending ".npz" to the temp name
+                np.savez(handle, **self.state())
+        return target
+
+    def load(self, path: str | Path) -> None:
+        """Restore a buffer written by `save` (arrays only; nothing is unpickled)."""
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                state = {name: archive[name] for name in archive.files}
+        except (OSError, ValueError) as error:
+            raise TrajlabError(f"{path}: not a readable replay buffer file ({error})") from None
+        self.load_state(state)

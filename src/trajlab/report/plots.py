@@ -53,8 +53,8 @@ def plot_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], p
 
 
 def plot_bars(values: Mapping[str, float], path: str | Path, *, title: str, ylabel: str,
-              errors: Mapping[str, float] | None = None) -> Path:
-    """A bar per named value (optional error bars)."""
+              errors: Mapping[str, float] | None = None, reference: tuple[str, float] | None = None) -> Path:
+    """A bar per named value (optional error bars, optional (label, y) horizontal reference line)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,6 +63,9 @@ def plot_bars(values: Mapping[str, float], path: str | Path, *, title: str, ylab
     figure, axis = plt.subplots(figsize=(6, 3.6), dpi=110)
     names = list(values)
     axis.bar(names, [values[n] for n in names], yerr=[(errors or {}).get(n, 0.0) for n in names], capsize=4)
+    if reference is not None:
+        axis.axhline(reference[1], color="tab:red", linestyle="--", label=reference[0])
+        axis.legend()
     axis.set_title(title)
     axis.set_ylabel(ylabel)
     axis.grid(alpha=0.3, axis="y")

@@ -1,0 +1,176 @@
+"""`trajlab audit`: was an agent trained on these trajectories (or has it forgotten them)?
+
+    trajlab audit --agent runs/forget --dataset hopper.hdf5 --episodes 3,17,42
+
+The shadows are fine-tunings of the ORIGINAL agent (the one trained on the trajectories): `--original`, else
+the original named by the audited run's certificate.json (a `trajlab forget` run; its checkpoint hash must
+still match), else the audited agent itself. They fine-tune on `--reference-dataset`, else on the dataset
+without the audited trajectories (and without those the certificate lists as forgotten).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trajlab.audit.trajauditor import AuditConfig, TrajAuditor
+from trajlab.core.config import to_dict
+from trajlab.core.errors import TrajlabError
+from trajlab.core.io import sha256_file
+from trajlab.core.rundir import RunDirectory
+from trajlab.core.seeding import set_threads
+from trajlab.data.dataset import TransitionDataset
+from trajlab.unlearning.base import check_dataset_matches, forget_ids_array
+from trajlab.unlearning.run import agent_checkpoint, load_nested_preset, parse_episode_ids, read_episodes_file
+
+
+@dataclass(frozen=True)
+class AuditRunConfig:
+    """One audit (presets: configs/audit/<preset>.yaml)."""
+
+    agent: str
+    """The audited agent: a run directory or a checkpoint file."""
+    dataset: str
+    """The dataset holding the audited trajectories (trajlab HDF5)."""
+    episodes: tuple[int, ...] = ()
+    """Episode ids to audit."""
+    episodes_file: str | None = None
+    """A file of episode ids to audit (JSON list, or ids separated by commas/whitespace)."""
+    reference_dataset: str | None = None
+    """D_r for the shadows (default: the dataset without the audited and the certified-forgotten episodes)."""
+    original: str | None = None
+    """The original agent the shadows copy (default: from the run's certificate, else the audited agent)."""
+    out: str | None = None
+    """Run directory to write (default: runs/audit_<agent run name>)."""
+    preset: str = "quick"
+    """Name of the preset the auditor settings came from."""
+    auditor: AuditConfig = AuditConfig()
+    """TrajAuditor's settings."""
+    device: str = "cpu"
+    """Torch device of the agents."""
+    threads: int | None = None
+    """Torch intra-op threads (None: torch's default)."""
+    overwrite: bool = False
+    """Replace a finished run already in `out`."""
+
+
+def load_audit_config(preset: str, **overrides: Any) -> AuditRunConfig:
+    """AuditRunConfig from configs/audit/<preset>.yaml with command-line values on top."""
+    return load_nested_preset(AuditRunConfig, "audit", preset, overrides)
+
+
+def run(config: AuditRunConfig) -> dict[str, Any]:
+    """Audit, write the run directory, return result.json's content."""
+    from trajlab.algos.base import load_agent
+
+    set_threads(config.threads)
+    checkpoint = agent_checkpoint(config.agent)
+    agent = load_agent(checkpoint, device=config.device)
+    dataset = TransitionDataset.load(config.dataset)
+    ids = _audited_ids(config, dataset)
+    check_dataset_matches(agent, dataset)
+    certificate = _certificate(checkpoint)
+    original, original_path = _original(config, checkpoint, agent, certificate)
+    reference = _reference(config, dataset, ids, certificate)
+    out = _output(config, checkpoint)
+    run_dir = RunDirectory.create(out, config, command="audit", overwrite=config.overwrite)
+    audit = TrajAuditor(original, reference, config.auditor).audit(agent, dataset, ids)
+    from trajlab.unlearning.report import audit_plot, audit_section
+    from trajlab.report import Report
+
+    plot = audit_plot(run_dir.plots / "audit.png", audit)
+    report = Report("TrajAuditor")
+    report.key_values({"audited agent": str(checkpoint), "original agent": original_path,
+                       "reference episodes (D_r)": reference.num_episodes})
+    audit_section(report, audit)
+    if plot is not None:
+        report.image(plot, "Grubbs statistic per trajectory")
+    report.write(run_dir.path / "report.html")
+    result = {**audit.to_dict(), "agent_checkpoint": str(checkpoint.resolve()), "original_checkpoint": original_path,
+              "reference_episodes": reference.num_episodes, "run_dir": str(run_dir.path),
+              "plots": [str(plot)] if plot else [], "auditor": to_dict(config.auditor)}
+    run_dir.write_result(result)
+    return result
+
+
+def _audited_ids(config: AuditRunConfig, dataset: TransitionDataset) -> np.ndarray:
+    if bool(config.episodes) == bool(config.episodes_file):
+        raise TrajlabError("give exactly one of --episodes and --episodes-file")
+    requested = read_episodes_file(config.episodes_file) if config.episodes_file else \
+        parse_episode_ids(list(config.episodes))
+    ids = forget_ids_array(requested)
+    if ids.size == 0:
+        raise TrajlabError("no episodes to audit")
+    unknown = np.setdiff1d(ids, dataset.episode_id_list)
+    if unknown.size:
+        raise TrajlabError(f"unknown episode id(s) {', '.join(str(int(i)) for i in unknown[:5])} in {config.dataset}")
+    return ids
+
+
+def _certificate(checkpoint: Path) -> dict[str, Any] | None:
+    path = checkpoint.resolve().parent.parent / "certificate.json"
+    if checkpoint.resolve().parent.name != "checkpoints" or not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise TrajlabError(f"{path}: not valid JSON") from None
+
+
+def _original(config: AuditRunConfig, checkpoint: Path, agent: Any,
+              certificate: dict[str, Any] | None) -> tuple[Any, str]:
+    from trajlab.algos.base import load_agent
+
+    if config.original is not None:
+        path = agent_checkpoint(config.original)
+    elif certificate is not None:
+        path = Path(certificate["original_checkpoint"])
+        if not path.is_file():
+            raise TrajlabError(f"the certificate's original agent {path} is gone; pass --original")
+        if sha256_file(path) != certificate.get("original_checkpoint_sha256"):
+            raise TrajlabError(f"{path} changed since the certificate was issued (sha256 differs); pass --original")
+    else:
+        return agent, str(checkpoint.resolve())
+    original = load_agent(path, device=config.device)
+    if original.name != getattr(agent, "name", None) or original.spec != agent.spec:
+        raise TrajlabError(f"the original agent {path} ({original.name}) is not the audited agent's algorithm/spaces")
+    return original, str(path.resolve())
+
+
+def _reference(config: AuditRunConfig, dataset: TransitionDataset, ids: np.ndarray,
+               certificate: dict[str, Any] | None) -> TransitionDataset:
+    if config.reference_dataset is not None:
+        reference = TransitionDataset.load(config.reference_dataset)
+        overlap = np.intersect1d(reference.episode_id_list, ids)
+        if overlap.size and _same_episodes(reference, dataset, overlap):
+            raise TrajlabError(f"--reference-dataset holds audited episode(s) {overlap[:5].tolist()}; shadows must "
+                               "not train on the trajectories they are the reference for")
+        return reference
+    excluded = np.union1d(ids, (certificate or {}).get("forgotten_episode_ids", []))
+    excluded = np.intersect1d(excluded, dataset.episode_id_list)
+    if excluded.size == dataset.num_episodes:
+        raise TrajlabError("no episodes left for the shadows to train on; give --reference-dataset")
+    return dataset.without(excluded)
+
+
+def _same_episodes(first: TransitionDataset, second: TransitionDataset, ids: np.ndarray) -> bool:
+    from trajlab.unlearning.certificate import trajectory_hash
+
+    return any(trajectory_hash(first.episode(int(i))) == trajectory_hash(second.episode(int(i))) for i in ids)
+
+
+def _output(config: AuditRunConfig, checkpoint: Path) -> Path:
+    source = checkpoint.resolve()
+    run_name = source.parent.parent.name if source.parent.name == "checkpoints" else source.stem
+    out = Path(config.out) if config.out is not None else Path("runs") / f"audit_{run_name}"
+    resolved = out.resolve()
+    agent_run = source.parent.parent if source.parent.name == "checkpoints" else source.parent
+    if resolved == agent_run or agent_run in resolved.parents or resolved in source.parents:
+        raise TrajlabError(f"--out {out}: inside the audited agent's run; give another --out")
+    if Path(config.dataset).resolve().is_relative_to(resolved):
+        raise TrajlabError(f"--out {out} holds the dataset; give another --out")
+    return out

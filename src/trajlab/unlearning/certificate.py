@@ -1,0 +1,76 @@
+"""Deletion certificates: what was forgotten, from which agent, how, and with what evidence.
+
+A certificate names each forgotten episode by id and by a content hash of its arrays, so a data owner can
+check that the removed trajectories are exactly theirs without the certificate holding the data itself. It
+also carries the original checkpoint's hash (which agent was changed), the method and its full config, the
+wall time, and the audit verdict when one was run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+import numpy as np
+
+import trajlab
+from trajlab.data.dataset import Episode, TransitionDataset
+
+CERTIFICATE_VERSION = 1
+HASHED_FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
+
+
+def trajectory_hash(episode: Episode) -> str:
+    """sha256 over each array's name, dtype, shape and bytes (C order), in a fixed field order."""
+    digest = hashlib.sha256()
+    for name in HASHED_FIELDS:
+        array = np.ascontiguousarray(getattr(episode, name))
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def trajectory_hashes(dataset: TransitionDataset, episode_ids: Iterable[int]) -> dict[str, str]:
+    """Episode id (as a string, for JSON) -> content hash."""
+    return {str(int(i)): trajectory_hash(dataset.episode(int(i))) for i in episode_ids}
+
+
+def build_certificate(*, dataset: TransitionDataset, forget_ids: Iterable[int], method: str, method_config: dict,
+                      original_checkpoint: str, original_checkpoint_sha256: str, algorithm: str,
+                      wall_time_seconds: float, dataset_path: str | None = None,
+                      audit: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The certificate as a JSON-ready dict."""
+    ids = [int(i) for i in forget_ids]
+    certificate: dict[str, Any] = {
+        "certificate_version": CERTIFICATE_VERSION,
+        "issued_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "trajlab_version": trajlab.__version__,
+        "forgotten_episode_ids": ids,
+        "forgotten_trajectory_sha256": trajectory_hashes(dataset, ids),
+        "forgotten_transitions": int(np.isin(dataset.episode_ids, ids).sum()),
+        "dataset": {"path": dataset_path, "episodes": dataset.num_episodes, "transitions": len(dataset),
+                    "env_id": dataset.metadata.get("env_id")},
+        "method": method,
+        "method_config": method_config,
+        "algorithm": algorithm,
+        "original_checkpoint": original_checkpoint,
+        "original_checkpoint_sha256": original_checkpoint_sha256,
+        "wall_time_seconds": float(wall_time_seconds),
+        "hash_fields": list(HASHED_FIELDS),
+    }
+    if audit is not None:
+        certificate["audit"] = audit
+    return certificate
+
+
+def verify_certificate_hashes(certificate: dict[str, Any], dataset: TransitionDataset) -> list[int]:
+    """Episode ids whose trajectory in `dataset` does NOT match the certificate's hash (empty: all match)."""
+    expected = certificate.get("forgotten_trajectory_sha256", {})
+    known = set(dataset.episode_id_list.tolist())
+    mismatched = []
+    for key, digest in expected.items():
+        episode_id = int(key)
+        if episode_id not in known or trajectory_hash(dataset.episode(episode_id)) != digest:
+            mismatched.append(episode_id)
+    return mismatched

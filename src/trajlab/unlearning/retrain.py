@@ -1,0 +1,59 @@
+"""Exact unlearning: train a new agent from scratch on the remaining data D_r.
+
+The result is, by construction, an agent that never saw the forget set: the reference every approximate
+method is measured against, at the full cost of training. It is built and trained exactly as `trajlab train`
+does (same constructor, data statistics from D_r, sampler seeded by `derive_seed(seed, "sampler")`, the same
+number of updates), so retraining equals running `trajlab train` on `dataset.without(ids)` with the same seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from trajlab.core.errors import TrajlabError
+from trajlab.core.seeding import derive_seed
+from trajlab.core.spec import SpaceSpec
+from trajlab.data.dataset import TransitionDataset
+from trajlab.unlearning.base import check_steps, register_method, split_request, train_steps, validate_request
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    """Retraining from scratch on D_r."""
+
+    steps: int | None = None
+    """Updates (None: as many as the original agent had, its `num_updates`)."""
+    seed: int | None = None
+    """Seed of the new agent and its sampler (None: the original agent's seed)."""
+
+
+def train_from_scratch(agent_class: type, spec: SpaceSpec, agent_config: Any, dataset: TransitionDataset, *,
+                       steps: int, seed: int, device: str = "cpu") -> Any:
+    """A new agent trained on `dataset` the way `trajlab train` trains one (its loop without the run directory).
+
+    `trajlab.algos.offline.train` keeps this sequence inside `run()` together with run-directory bookkeeping;
+    this is the same sequence for an in-memory dataset.
+    """
+    agent = agent_class(spec, agent_config, device=device, seed=seed)
+    agent.prepare(dataset)
+    sampler = dataset.sampler(device=device, seed=derive_seed(seed, "sampler"))
+    train_steps(agent, sampler, steps, int(agent_config.batch_size))
+    return agent
+
+
+@register_method("retrain", RetrainConfig, exact=True)
+def unlearn(agent: Any, dataset: TransitionDataset, forget_episode_ids: Iterable[int],
+            config: RetrainConfig = RetrainConfig()) -> Any:
+    """A new agent of the same algorithm and config, trained from scratch without the forget set."""
+    forget_ids = validate_request(agent, dataset, forget_episode_ids)
+    for needed in ("spec", "config", "num_updates", "prepare"):
+        if not hasattr(agent, needed):
+            raise TrajlabError(f"retraining needs a trajlab agent (rebuilt from its class, spec and config); "
+                               f"{type(agent).__name__} has no {needed}")
+    steps = int(agent.num_updates if config.steps is None else config.steps)
+    check_steps(steps=steps)
+    seed = int(getattr(agent, "seed", 0) if config.seed is None else config.seed)
+    remaining, _ = split_request(dataset, forget_ids)
+    return train_from_scratch(type(agent), agent.spec, agent.config, remaining, steps=steps, seed=seed,
+                              device=str(getattr(agent, "device", "cpu")))

@@ -1,0 +1,137 @@
+"""TrajDeleter (Gong et al., NDSS 2025): make an offline agent forget trajectories in a fraction of retraining.
+
+Phase 1, forgetting: blocks of ordinary updates on the remaining data D_r alternate with blocks of updates on
+the forget set D_u whose rewards are negated, where the actor's loss counts `balance` (lambda) times. The
+negated rewards drive the agent's values on the forget states down; the D_r blocks hold them in place
+everywhere else.
+
+Phase 2, convergence training: updates on D_r in which the critic's TD target is pulled towards the frozen
+original agent's target with weight w. The paper adds w * (Q - y_original)^2 to the critic loss; that sum has
+the same minimiser as one squared error against (y + w * y_original) / (1 + w), which is what the agent's own
+critic loss sees here (its gradient is 1 + w times smaller, a constant factor that Adam normalises away).
+
+Both phases run the agent's own `update()`; only the data, the rewards, a loss scale and the TD target change.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+from torch import Tensor
+
+from trajlab.algos.base import scaled_losses
+from trajlab.core.errors import TrajlabError
+from trajlab.core.protocols import Batch
+from trajlab.data.dataset import TransitionDataset
+from trajlab.unlearning.base import (
+    batch_size_of,
+    check_steps,
+    copy_agent,
+    register_method,
+    sampler_for,
+    split_request,
+    train_steps,
+    validate_request,
+)
+
+
+@dataclass(frozen=True)
+class TrajDeleterConfig:
+    """TrajDeleter's settings (defaults: the paper's)."""
+
+    forget_steps: int = 8_000
+    """Updates in phase 1 (forgetting), D_r and D_u blocks together."""
+    convergence_steps: int = 2_000
+    """Updates in phase 2 (convergence training on D_r)."""
+    block_length: int = 1_000
+    """Updates per block in phase 1; blocks alternate D_r, D_u, D_r, ..."""
+    balance: float = 1.0
+    """lambda: weight of the actor's loss on the forget set's (negated-reward) batches."""
+    reference_weight: float = 0.1
+    """w: pull of the frozen original agent's TD target on the critic in phase 2 (0: plain training)."""
+    batch_size: int | None = None
+    """Transitions per update (None: the agent's own batch size)."""
+    seed: int = 0
+    """Seed of the batch samplers."""
+
+
+@contextmanager
+def blended_td_target(agent: Any, reference: Any, weight: float) -> Iterator[Any]:
+    """Within the block, `agent.td_target(batch)` returns (own + weight * reference's) / (1 + weight).
+
+    Only this instance's `td_target` is wrapped (the class is untouched); the reference agent must keep the
+    agent's preprocessing (observation normaliser, reward scale), which a copy of the original agent does.
+    """
+    for who in (agent, reference):
+        if not callable(getattr(who, "td_target", None)):
+            raise TrajlabError(f"{type(who).__name__} has no td_target(batch); TrajDeleter's phase 2 needs one")
+    own_target = agent.td_target
+    had_instance_attribute = "td_target" in vars(agent)
+
+    def blended(batch: Batch) -> Tensor:
+        return (own_target(batch) + weight * reference.td_target(batch)) / (1.0 + weight)
+
+    agent.td_target = blended
+    try:
+        yield agent
+    finally:
+        if had_instance_attribute:
+            agent.td_target = own_target
+        else:
+            del agent.td_target
+
+
+def negated_rewards(forget: TransitionDataset) -> TransitionDataset:
+    """D_u with every reward negated (in dataset units, before the agent's own reward scaling)."""
+    return forget.with_rewards(-forget.rewards)
+
+
+def forgetting_phase(agent: Any, remaining: Any, forget: Any, config: TrajDeleterConfig, batch_size: int) -> None:
+    """Phase 1: alternate `block_length` updates on D_r with `block_length` on negated-reward D_u."""
+    done, block = 0, 0
+    while done < config.forget_steps:
+        steps = min(config.block_length, config.forget_steps - done)
+        if block % 2 == 0:
+            train_steps(agent, remaining, steps, batch_size)
+        else:
+            with scaled_losses(agent, actor=config.balance):
+                train_steps(agent, forget, steps, batch_size)
+        done, block = done + steps, block + 1
+
+
+def convergence_phase(agent: Any, reference: Any, remaining: Any, config: TrajDeleterConfig,
+                      batch_size: int) -> None:
+    """Phase 2: updates on D_r with the critic target pulled towards the frozen original's."""
+    with blended_td_target(agent, reference, config.reference_weight):
+        train_steps(agent, remaining, config.convergence_steps, batch_size)
+
+
+@register_method("trajdeleter", TrajDeleterConfig)
+def unlearn(agent: Any, dataset: TransitionDataset, forget_episode_ids: Iterable[int],
+            config: TrajDeleterConfig = TrajDeleterConfig()) -> Any:
+    """A copy of `agent` that has forgotten the given episodes; `agent` itself is the frozen reference."""
+    forget_ids = validate_request(agent, dataset, forget_episode_ids)
+    _check_config(agent, config)
+    remaining, forget = split_request(dataset, forget_ids)
+    unlearned = copy_agent(agent)
+    batch_size = batch_size_of(unlearned, config.batch_size)
+    remaining_sampler = sampler_for(unlearned, remaining, config.seed, "trajdeleter", "remaining")
+    forget_sampler = sampler_for(unlearned, negated_rewards(forget), config.seed, "trajdeleter", "forget")
+    forgetting_phase(unlearned, remaining_sampler, forget_sampler, config, batch_size)
+    convergence_phase(unlearned, agent, remaining_sampler, config, batch_size)
+    return unlearned
+
+
+def _check_config(agent: Any, config: TrajDeleterConfig) -> None:
+    check_steps(forget_steps=config.forget_steps, convergence_steps=config.convergence_steps)
+    if config.block_length <= 0:
+        raise TrajlabError(f"block_length must be positive, got {config.block_length}")
+    if config.balance < 0 or config.reference_weight < 0:
+        raise TrajlabError("balance and reference_weight must be non-negative")
+    if not hasattr(agent, "loss_scales"):
+        raise TrajlabError(f"{type(agent).__name__} does not reduce its losses through AgentBase.reduce; "
+                           "TrajDeleter needs it to weight the actor's loss")
+    if config.convergence_steps and not callable(getattr(agent, "td_target", None)):
+        raise TrajlabError(f"{type(agent).__name__} has no td_target(batch); TrajDeleter's phase 2 needs one")

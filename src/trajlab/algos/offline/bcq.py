@@ -1,0 +1,158 @@
+"""BCQ: Batch-Constrained deep Q-learning for continuous actions (Fujimoto, Meger & Precup, ICML 2019).
+
+A conditional VAE models the data's actions; a perturbation actor nudges decoded actions by at most phi; the
+agent acts by decoding n candidates, perturbing them and taking the one the first critic likes best. The
+critic target does the same at the next state with soft clipped double Q-learning (weight lam on the min).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from trajlab.algos.base import AGENTS
+from trajlab.algos.offline.base import OfflineAgent
+from trajlab.core.errors import TrajlabError
+from trajlab.core.protocols import Batch, LossOutput
+from trajlab.core.spec import SpaceSpec
+from trajlab.nn.ensemble import EnsembleCritic
+from trajlab.nn.qlearning import best_of_candidates, evaluation_generator, soft_clipped_double_q
+from trajlab.nn.training import PolyakAverager, adam, frozen_copy, step
+from trajlab.nn.vae import ConditionalVAE, PerturbationActor
+
+
+@dataclass(frozen=True)
+class BCQConfig:
+    """BCQ's settings; defaults are the paper's (Fujimoto et al. 2019, continuous control)."""
+
+    actor_lr: float = 1e-3
+    """Adam learning rate of the perturbation actor."""
+    critic_lr: float = 1e-3
+    """Adam learning rate of the critic ensemble."""
+    vae_lr: float = 1e-3
+    """Adam learning rate of the conditional VAE."""
+    batch_size: int = 100
+    """Transitions per update."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 0.005
+    """Polyak rate of the target actor and critics."""
+    actor_hidden: tuple[int, ...] = (400, 300)
+    """Hidden layer widths of the perturbation actor."""
+    critic_hidden: tuple[int, ...] = (400, 300)
+    """Hidden layer widths of each critic."""
+    vae_hidden: tuple[int, ...] = (750, 750)
+    """Hidden layer widths of the VAE's encoder and decoder."""
+    num_critics: int = 2
+    """Critics in the (vectorised) ensemble; 2 is clipped double Q-learning."""
+    lam: float = 0.75
+    """Weight of the minimum over critics in the target (1 - lam goes to the maximum)."""
+    phi: float = 0.05
+    """Largest perturbation the actor may add to a decoded action (in the [-1, 1] action scale)."""
+    num_action_samples: int = 10
+    """Candidate actions decoded per state, when acting and in the critic target."""
+    kl_weight: float = 0.5
+    """Weight of the KL term in the VAE loss."""
+    latent_clip: float = 0.5
+    """Prior latent samples are clamped to [-latent_clip, latent_clip] before decoding."""
+    normalize_observations: bool = False
+    """Standardise observations with the dataset's mean and std (BCQ's paper does not)."""
+    compile: bool = False
+    """Run the loss functions through torch.compile (first updates compile for 10-20 s)."""
+
+
+@dataclass
+class BCQLosses(LossOutput):
+    vae: Tensor
+    """Reconstruction error + kl_weight * KL of the conditional VAE [B]."""
+    critic: Tensor
+    """Squared TD error summed over the critics [B]."""
+    actor: Tensor
+    """-Q_1(s, a + xi(s, a)) for a VAE proposal a [B]."""
+
+
+@AGENTS.register("bcq")
+class BCQ(OfflineAgent):
+    """Continuous BCQ with a VAE behaviour model, a perturbation actor and a vectorised twin critic."""
+
+    name = "bcq"
+    config_class = BCQConfig
+
+    def __init__(self, spec: SpaceSpec, config: BCQConfig = BCQConfig(), *, device: str = "cpu", seed: int = 0):
+        if spec.discrete:
+            raise TrajlabError("bcq needs continuous actions; use discrete_bcq for a discrete action set")
+        super().__init__(spec, config, device=device, seed=seed)
+        obs_dim, act_dim = spec.observation_dim, spec.action_dim
+        self.vae = ConditionalVAE(obs_dim, act_dim, config.vae_hidden, latent_clip=config.latent_clip)
+        self.actor = PerturbationActor(obs_dim, act_dim, config.actor_hidden, config.phi)
+        self.critic = EnsembleCritic(config.num_critics, obs_dim, act_dim, config.critic_hidden)
+        self.vae, self.actor, self.critic = (m.to(self.device) for m in (self.vae, self.actor, self.critic))
+        self.actor_target, self.critic_target = frozen_copy(self.actor), frozen_copy(self.critic)
+        self.networks = {"vae": self.vae, "actor": self.actor, "critic": self.critic,
+                         "actor_target": self.actor_target, "critic_target": self.critic_target}
+        self.optimizers = {"vae": adam(self.vae.parameters(), config.vae_lr),
+                           "actor": adam(self.actor.parameters(), config.actor_lr),
+                           "critic": adam(self.critic.parameters(), config.critic_lr)}
+        self._actor_params = list(self.actor.parameters())
+        self._averagers = [PolyakAverager(self.actor, self.actor_target),
+                           PolyakAverager(self.critic, self.critic_target)]
+        maybe_compile = torch.compile if config.compile else (lambda fn: fn)
+        self._vae_loss = maybe_compile(self._vae_loss_eager)
+        self._critic_loss = maybe_compile(self._critic_loss_eager)
+        self._actor_loss = maybe_compile(self._actor_loss_eager)
+
+    # --- losses -------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def td_target(self, batch: Batch) -> Tensor:
+        """r + gamma * (1 - done) * max over n perturbed VAE candidates of the soft-clipped target Q."""
+        n = self.config.num_action_samples
+        next_observations = batch.next_observations.repeat_interleave(n, dim=0)
+        candidates = self.actor_target(next_observations, self.vae.sample(next_observations))
+        values = soft_clipped_double_q(self.critic_target(next_observations, candidates), self.config.lam)
+        next_value = values.view(-1, n).max(dim=1).values
+        return batch.rewards + self.config.gamma * (1.0 - batch.terminals) * next_value
+
+    def _vae_loss_eager(self, batch: Batch) -> Tensor:
+        return self.vae.loss(batch.observations, batch.actions, self.config.kl_weight)
+
+    def _critic_loss_eager(self, batch: Batch) -> Tensor:
+        target = self.td_target(batch)
+        return (self.critic(batch.observations, batch.actions) - target).pow(2).sum(dim=0)
+
+    def _actor_loss_eager(self, batch: Batch) -> Tensor:
+        # the actor learns to perturb the VAE's proposals; the VAE learns from its own loss only
+        with torch.no_grad():
+            proposals = self.vae.sample(batch.observations)
+        return -self.critic(batch.observations, self.actor(batch.observations, proposals))[0]
+
+    def compute_losses(self, batch: Batch) -> BCQLosses:
+        batch = self.preprocess(batch)
+        return BCQLosses(vae=self._vae_loss(batch), critic=self._critic_loss(batch), actor=self._actor_loss(batch))
+
+    # --- training -----------------------------------------------------------------------------------------
+    def update(self, batch: Batch) -> dict[str, float]:
+        """VAE, then critics (their target decodes with the new VAE), then actor (on the new critic)."""
+        prepared = self.preprocess(batch)
+        vae_loss = self.reduce("vae", self._vae_loss(prepared), batch)
+        step(self.optimizers["vae"], vae_loss)
+        critic_loss = self.reduce("critic", self._critic_loss(prepared), batch)
+        step(self.optimizers["critic"], critic_loss)
+        actor_loss = self.reduce("actor", self._actor_loss(prepared), batch)
+        # gradients for the actor only: the critic's weights are not differentiated through
+        step(self.optimizers["actor"], actor_loss, inputs=self._actor_params)
+        for averager in self._averagers:
+            averager.update(self.config.tau)
+        self.num_updates += 1
+        metrics = torch.stack([vae_loss.detach(), critic_loss.detach(), actor_loss.detach()]).tolist()
+        return dict(zip(("vae_loss", "critic_loss", "actor_loss"), metrics))
+
+    # --- acting -------------------------------------------------------------------------------------------
+    def actor_action(self, observations: Tensor, deterministic: bool) -> Tensor:
+        """Best of n perturbed VAE proposals by the first critic; deterministic mode draws them from fixed noise."""
+        generator = evaluation_generator(self.device) if deterministic else None
+        n = self.config.num_action_samples
+        repeated = observations.repeat_interleave(n, dim=0)
+        candidates = self.actor(repeated, self.vae.sample(repeated, generator))
+        return best_of_candidates(candidates, self.critic(repeated, candidates)[0], n)

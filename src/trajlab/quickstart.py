@@ -1,0 +1,156 @@
+"""`trajlab quickstart`: generate a small dataset (cached), train an offline agent, evaluate it, forget 1% of
+its trajectories with TrajDeleter, audit them, and write one report.html that shows all of it.
+
+Every step is an ordinary trajlab run (`data generate`, `train`, `forget`), so the quickstart's folder holds
+run directories a user can inspect and rerun with the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trajlab.core.config import load_preset, replace, to_dict
+from trajlab.core.io import write_json_atomic, write_yaml_atomic
+
+
+@dataclass(frozen=True)
+class QuickstartConfig:
+    """The quickstart's choices (configs/quickstart/default.yaml)."""
+
+    env_id: str = "Hopper-v5"
+    """Environment of the generated dataset."""
+    quality: str = "medium-replay"
+    """Dataset quality to generate (random, medium, expert, medium-replay, medium-expert)."""
+    data_preset: str = "quick"
+    """Preset of `trajlab data generate`."""
+    algo: str = "td3_bc"
+    """Offline algorithm to train."""
+    algo_preset: str = "quick"
+    """Preset of the algorithm (configs/offline/<algo>/)."""
+    train_steps: int = 20_000
+    """Gradient updates of the offline agent."""
+    eval_every: int = 4_000
+    """Evaluate the agent in the environment every this many updates."""
+    eval_episodes: int = 5
+    """Episodes per evaluation."""
+    forget_preset: str = "quick"
+    """Preset of `trajlab forget` (TrajDeleter and TrajAuditor settings)."""
+    gif_steps: int = 300
+    """Environment steps shown in the GIF of the trained agent."""
+    seed: int = 0
+    """Seed of every step."""
+    out: str = "runs/quickstart"
+    """Folder of the quickstart's runs and report (replaced when the quickstart runs again)."""
+    cache: str | None = None
+    """Dataset cache folder (default: $TRAJLAB_CACHE or ~/.cache/trajlab)."""
+
+
+def cache_folder(config: QuickstartConfig) -> Path:
+    base = config.cache or os.environ.get("TRAJLAB_CACHE") or Path.home() / ".cache" / "trajlab"
+    return Path(base) / "datasets"
+
+
+def run(config: QuickstartConfig, *, say: Any = print) -> dict[str, Any]:
+    """Run the whole story; `say` receives one line per step (the CLI prints them)."""
+    import shutil
+
+    out = Path(config.out)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    write_yaml_atomic(out / "config.yaml", {"command": "quickstart", **to_dict(config)})
+    started = time.perf_counter()
+    dataset_path = _dataset(config, say)
+    say(f"[2/5] training {config.algo} for {config.train_steps} updates on {dataset_path.name}")
+    training = _train(config, dataset_path, out / "agent")
+    say(f"[3/5] evaluated: mean return {training['eval_mean_return']:.1f}; recording a GIF")
+    gif = _gif(config, out)
+    say("[4/5] forgetting 1% of the trajectories with TrajDeleter and auditing them with TrajAuditor")
+    from trajlab.unlearning.run import quickstart_step
+
+    forgetting = quickstart_step(out / "agent", dataset_path, out / "forget", seed=config.seed,
+                                 preset=config.forget_preset)
+    say("[5/5] writing the report")
+    result = _summary(config, dataset_path, training, forgetting, time.perf_counter() - started)
+    write_json_atomic(out / "result.json", result)
+    _report(config, out, result, training, forgetting, gif)
+    say(f"done in {result['wall_time_s'] / 60:.1f} min: open {out / 'report.html'}")
+    return result
+
+
+def _dataset(config: QuickstartConfig, say: Any) -> Path:
+    from trajlab.data.generate import GenerateConfig
+    from trajlab.data.generate import run as generate
+
+    path = cache_folder(config) / f"{config.env_id}-{config.quality}-{config.data_preset}-seed{config.seed}.hdf5"
+    if path.is_file():
+        say(f"[1/5] using the cached dataset {path}")
+        return path
+    say(f"[1/5] generating a {config.quality} {config.env_id} dataset (cached in {path.parent}; minutes, once)")
+    generate_config = load_preset(GenerateConfig, "data", config.data_preset, env_id=config.env_id,
+                                  quality=config.quality, out=str(path), seed=config.seed)
+    generate(replace(generate_config, preset=config.data_preset))
+    return path
+
+
+def _train(config: QuickstartConfig, dataset_path: Path, run_path: Path) -> dict[str, Any]:
+    from trajlab.algos.offline.train import TrainConfig
+    from trajlab.algos.offline.train import run as train
+
+    return train(TrainConfig(
+        algo=config.algo, dataset=str(dataset_path), steps=config.train_steps, preset=config.algo_preset,
+        seed=config.seed, eval_every=config.eval_every, eval_episodes=config.eval_episodes,
+        log_every=max(1, config.eval_every // 4), checkpoint_every=config.train_steps, out=str(run_path),
+    ))
+
+
+def _gif(config: QuickstartConfig, out: Path) -> Path:
+    from trajlab.algos.base import load_agent
+    from trajlab.eval import capture_frames
+    from trajlab.report import save_gif
+
+    agent = load_agent(out / "agent" / "checkpoints" / "final.safetensors")
+    frames = capture_frames(agent, config.env_id, seed=config.seed, max_steps=config.gif_steps, render_every=2)
+    return save_gif(frames, out / "plots" / "agent.gif", fps=25)
+
+
+def _summary(config: QuickstartConfig, dataset_path: Path, training: dict[str, Any], forgetting: dict[str, Any],
+             wall_time: float) -> dict[str, Any]:
+    return {
+        "env_id": config.env_id, "dataset": str(dataset_path), "algo": config.algo,
+        "train_steps": config.train_steps, "eval_mean_return": training["eval_mean_return"],
+        "eval_normalized_score": training["eval_normalized_score"],
+        "forget_run": forgetting.get("run_dir"), "forgotten_episodes": forgetting.get("num_forgotten"),
+        "forgotten_rate": forgetting.get("forgotten_rate"), "forget_wall_time_s": forgetting.get("wall_time_s"),
+        "wall_time_s": wall_time,
+    }
+
+
+def _report(config: QuickstartConfig, out: Path, result: dict[str, Any], training: dict[str, Any],
+            forgetting: dict[str, Any], gif: Path) -> Path:
+    from trajlab.report import Report, plot_curves, read_metrics
+
+    metrics = read_metrics(out / "agent" / "metrics.csv")
+    curve = plot_curves({"evaluation return": (metrics["step"], metrics["eval_return"])},
+                        out / "plots" / "learning_curve.png", title=f"{config.algo} on {config.env_id}",
+                        xlabel="gradient update", ylabel="mean return")
+    report = Report(f"trajlab quickstart: {config.algo} on {config.env_id} {config.quality}")
+    report.paragraph("A small dataset was generated with a SAC behaviour policy, an offline agent was trained on "
+                     "it, 1% of its trajectories were forgotten with TrajDeleter, and TrajAuditor checked them.")
+    report.heading("Training").key_values({
+        "dataset": result["dataset"], "updates": config.train_steps,
+        "updates per second": training["updates_per_s"], "mean return": training["eval_mean_return"],
+        "normalised score": training["eval_normalized_score"],
+    })
+    report.image(curve, "Evaluation return during training")
+    report.image(gif, "The trained agent")
+    report.heading("Forgetting and auditing").key_values({
+        key: value for key, value in forgetting.items() if not isinstance(value, (dict, list))
+    })
+    for plot in forgetting.get("plots", []):
+        report.image(plot, Path(plot).stem.replace("_", " "))
+    return report.write(out / "report.html")

@@ -8,7 +8,7 @@ The pure functions below are the distinctive formulas, kept separate so unit tes
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn

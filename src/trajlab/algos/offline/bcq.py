@@ -1,8 +1,13 @@
 """BCQ: Batch-Constrained deep Q-learning for continuous actions (Fujimoto, Meger & Precup, ICML 2019).
 
-A conditional VAE models the data's actions; a perturbation actor nudges decoded actions by at most phi; the
-agent acts by decoding n candidates, perturbing them and taking the one the first critic likes best. The
-critic target does the same at the next state with soft clipped double Q-learning (weight lam on the min).
+    vae:     mean_j (G(s, z)_j - a_j)^2 + kl_weight * mean_k KL(q(z_k | s, a) || N(0, 1))
+    critic:  sum_i (Q_i(s, a) - y)^2,  y = r + gamma (1 - d) max_{k<=n} [lam min_i + (1 - lam) max_i] Q'_i(s', a'_k)
+             a'_k = xi'(s', G(s', z_k)),  z_k ~ N(0, 1) clipped to [-0.5, 0.5]
+    actor:   -Q_1(s, xi(s, G(s, z))),  xi(s, a) = clip(a + phi tanh(f(s, a)), -1, 1)
+
+The VAE G models the data's actions; the perturbation actor xi may move a decoded action by at most phi. The
+agent acts like the target: n decoded, perturbed candidates, the best by the first critic. One update steps the
+VAE, then the critics, then the actor, as the authors' code does.
 """
 
 from __future__ import annotations
@@ -25,15 +30,16 @@ from trajlab.nn.vae import ConditionalVAE, PerturbationActor
 
 @dataclass(frozen=True)
 class BCQConfig:
-    """BCQ's settings; defaults are the paper's (Fujimoto et al. 2019, continuous control)."""
+    """BCQ's settings: the paper's, with the learning rates and batch TrajDeleter trained it with (BCQ's paper:
+    1e-3 for every network, batch 100)."""
 
-    actor_lr: float = 1e-3
+    actor_lr: float = 1e-4
     """Adam learning rate of the perturbation actor."""
-    critic_lr: float = 1e-3
+    critic_lr: float = 3e-4
     """Adam learning rate of the critic ensemble."""
     vae_lr: float = 1e-3
     """Adam learning rate of the conditional VAE."""
-    batch_size: int = 100
+    batch_size: int = 256
     """Transitions per update."""
     gamma: float = 0.99
     """Discount factor."""

@@ -1,5 +1,9 @@
 """BEAR: Bootstrapping Error Accumulation Reduction (Kumar, Fu, Tucker & Levine, NeurIPS 2019).
 
+    critic:  sum_i (Q_i(s, a) - y)^2,  y = r + gamma (1 - d) max_{k<=n} [lam min_i + (1 - lam) max_i] Q'_i(s', a'_k)
+    actor:   alpha (MMD(pi(.|s), beta(.|s)) - epsilon) - mean_k min_i Q_i(s, a~_k)   (Q term after warmup)
+    alpha:   -alpha (MMD - epsilon)   (dual ascent: alpha grows while MMD > epsilon)
+
 The actor (tanh-Gaussian) maximises the ensemble's minimum Q while a Lagrange multiplier alpha keeps the maximum
 mean discrepancy (MMD) between its action samples and a VAE behaviour model's below a threshold epsilon. MMD is
 measured on pre-tanh samples, as in the authors' code. For the first `warmup_steps` updates the actor only
@@ -9,8 +13,8 @@ double Q-learning. Defaults follow the maintained implementation (D4RL evaluatio
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor
@@ -151,7 +155,7 @@ class BEAR(OfflineAgent):
                            "critic": adam(self.critic.parameters(), config.critic_lr)}
         if config.auto_alpha:
             self.optimizers["alpha"] = adam(self.alpha.parameters(), config.alpha_lr)
-        self._actor_params = list(self.actor.parameters())
+        self._policy_params = [*self.actor.parameters(), *(self.alpha.parameters() if config.auto_alpha else ())]
         self._averager = PolyakAverager(self.critic, self.critic_target)
         maybe_compile = torch.compile if config.compile else (lambda fn: fn)
         self._vae_loss = maybe_compile(self._vae_loss_eager)
@@ -220,13 +224,17 @@ class BEAR(OfflineAgent):
         step(self.optimizers["critic"], critic_loss)
         actor_terms, alpha_terms = self._actor_terms(prepared, self.num_updates >= self.config.warmup_steps)
         actor_loss = self.reduce("actor", actor_terms, batch)
-        # gradients for the actor only: the critic's weights are not differentiated through
-        step(self.optimizers["actor"], actor_loss, inputs=self._actor_params)
         alpha_loss = self.reduce("alpha", alpha_terms, batch)
-        if self.config.auto_alpha:
-            step(self.optimizers["alpha"], alpha_loss)
-            with torch.no_grad():
-                self.alpha.log_value.clamp_(*LOG_ALPHA_BOUNDS)
+        # one backward for both (they share the MMD samples; their parameters are disjoint), and none into the
+        # critic's weights, which the actor's Q term goes through
+        policy_optimizers = [self.optimizers[name] for name in ("actor", "alpha") if name in self.optimizers]
+        for optimizer in policy_optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        (actor_loss + alpha_loss).backward(inputs=self._policy_params)
+        for optimizer in policy_optimizers:
+            optimizer.step()
+        with torch.no_grad():
+            self.alpha.log_value.clamp_(*LOG_ALPHA_BOUNDS)
         self._averager.update(self.config.tau)
         self.num_updates += 1
         metrics = torch.stack([vae_loss.detach(), critic_loss.detach(), actor_loss.detach(), alpha_loss.detach(),

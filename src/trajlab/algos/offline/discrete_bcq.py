@@ -6,7 +6,8 @@
 
 The next action is chosen by the online network among the allowed actions and valued by the target network
 (double DQN). The agent acts greedily among the allowed actions. Defaults are the authors' settings for
-non-Atari (vector-observation) tasks: 256x256 networks, Adam at 3e-4, batch 64, Polyak rate 0.005.
+non-Atari (vector-observation) tasks: 256x256 networks, Adam at 3e-4, Polyak rate 0.005, with the batch of 256
+the other offline agents use (theirs: 64).
 """
 
 from __future__ import annotations
@@ -30,13 +31,13 @@ from trajlab.nn.training import PolyakAverager, adam, frozen_copy, step
 
 @dataclass(frozen=True)
 class DiscreteBCQConfig:
-    """Discrete BCQ settings (defaults: the authors' non-Atari settings)."""
+    """Discrete BCQ settings (defaults: the authors' non-Atari settings, batch 256)."""
 
     hidden: tuple[int, ...] = (256, 256)
     """Hidden layer widths of the Q-network and of the behaviour model."""
     lr: float = 3e-4
     """Adam learning rate of the Q-network and the behaviour model."""
-    batch_size: int = 64
+    batch_size: int = 256
     """Transitions per update."""
     gamma: float = 0.99
     """Discount factor."""

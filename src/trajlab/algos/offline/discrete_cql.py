@@ -5,7 +5,7 @@
 
 With a finite action set the logsumexp is exact (no sampled actions). alpha is 1.0, the paper's value for
 discrete actions. Network and optimiser settings are those of discrete BCQ for vector observations (256x256,
-Adam at 3e-4, batch 64, Polyak rate 0.005), so the two discrete Q-learners compare like for like.
+Adam at 3e-4, batch 256, Polyak rate 0.005), so the two discrete Q-learners compare like for like.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class DiscreteCQLConfig:
     """Hidden layer widths of the Q-network."""
     lr: float = 3e-4
     """Adam learning rate of the Q-network."""
-    batch_size: int = 64
+    batch_size: int = 256
     """Transitions per update."""
     gamma: float = 0.99
     """Discount factor."""

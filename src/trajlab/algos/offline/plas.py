@@ -1,5 +1,10 @@
 """PLAS-P: Policy in the Latent Action Space, with the perturbation layer (Zhou, Bajracharya & Held, CoRL 2020).
 
+    vae (pretraining):  as BCQ's,  mean_j (G(s, z)_j - a_j)^2 + kl_weight * KL(q(z | s, a) || N(0, I))
+    policy:             pi(s) = xi(s, G(s, z_max tanh(f(s)))),  xi(s, a) = clip(a + phi tanh(g(s, a)), -1, 1)
+    critic:             sum_i (Q_i(s, a) - y)^2,  y = r + gamma (1 - d) [lam min_i + (1 - lam) max_i] Q'_i(s', pi'(s'))
+    actor:              -Q_1(s, pi(s))
+
 A conditional VAE is first trained alone on the data's actions (`vae_pretrain_steps` updates, counted by the
 agent). After that the VAE is frozen and the actor learns a deterministic latent action z in
 [-max_latent_action, max_latent_action]; the decoder maps it to an action near the data's, and a perturbation
@@ -9,8 +14,8 @@ Polyak-averaged targets.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -52,15 +57,16 @@ class LatentPerturbationActor(nn.Module):
 
 @dataclass(frozen=True)
 class PLASConfig:
-    """PLAS-P's settings; defaults are the paper's (Zhou et al. 2020, D4RL locomotion)."""
+    """PLAS-P's settings: the paper's (D4RL locomotion), with the critic learning rate and batch TrajDeleter trained
+    it with (PLAS's paper: 1e-3 and 100)."""
 
     actor_lr: float = 1e-4
     """Adam learning rate of the latent policy and perturbation layer."""
-    critic_lr: float = 1e-3
+    critic_lr: float = 3e-4
     """Adam learning rate of the critic ensemble."""
     vae_lr: float = 1e-4
     """Adam learning rate of the conditional VAE during pretraining."""
-    batch_size: int = 100
+    batch_size: int = 256
     """Transitions per update."""
     gamma: float = 0.99
     """Discount factor."""

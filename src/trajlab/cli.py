@@ -395,10 +395,10 @@ def train_online_command(
 
 
 # ---- trajectory forgetting and auditing: forget, audit, poison (trajlab.unlearning, trajlab.audit) --------
-def _episode_list(text: Optional[str]) -> tuple[int, ...]:
-    """'3,17,42' -> (3, 17, 42); non-integers are a user error."""
+def _episode_list(text: Optional[str]) -> Optional[tuple[int, ...]]:
+    """'3,17,42' -> (3, 17, 42) (None when not given); non-integers are a user error."""
     if text is None:
-        return ()
+        return None
     from trajlab.unlearning.run import parse_episode_ids
 
     return tuple(parse_episode_ids(text))

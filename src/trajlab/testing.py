@@ -167,3 +167,31 @@ def synthetic_dataset(*, num_episodes: int = 6, episode_length: int = 20, observ
         next_observations=following, terminals=terminals, timeouts=timeouts, episode_ids=episode_ids,
         transition_ids=np.arange(n), metadata=metadata,
     )
+
+
+def clustered_dataset(*, num_episodes: int = 12, episode_length: int = 25, observation_dim: int = 3,
+                      action_dim: int = 1, spread: float = 3.0, seed: int = 0) -> TransitionDataset:
+    """A small dataset in which each episode lives in its own region of the state space, with its own action
+    and its own constant reward: what an agent learns from one episode shows on that episode's states, so
+    unlearning and membership tests have a planted truth to find. Continuous actions in [-1, 1]."""
+    rng = np.random.default_rng(seed)
+    n = num_episodes * episode_length
+    episode_ids = np.repeat(np.arange(num_episodes), episode_length)
+    row_in_episode = np.tile(np.arange(episode_length), num_episodes)
+    centres = rng.normal(0.0, spread, size=(num_episodes, observation_dim))
+    directions = rng.normal(size=(num_episodes, observation_dim))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+
+    def positions(steps: np.ndarray) -> np.ndarray:
+        along = centres[episode_ids] + 0.05 * steps[:, None] * directions[episode_ids]
+        return (along + rng.normal(0.0, 0.05, size=(n, observation_dim))).astype(np.float32)
+
+    episode_actions = rng.uniform(-0.8, 0.8, size=(num_episodes, action_dim))
+    actions = np.clip(episode_actions[episode_ids] + rng.normal(0.0, 0.05, size=(n, action_dim)), -1.0, 1.0)
+    rewards = rng.uniform(0.0, 1.0, size=num_episodes)[episode_ids] + rng.normal(0.0, 0.01, size=n)
+    return TransitionDataset(
+        observations=positions(row_in_episode), actions=actions.astype(np.float32),
+        rewards=rewards.astype(np.float32), next_observations=positions(row_in_episode + 1),
+        terminals=np.zeros(n, dtype=bool), timeouts=row_in_episode == episode_length - 1, episode_ids=episode_ids,
+        transition_ids=np.arange(n), metadata={"env_id": "synthetic", "source": "trajlab.testing"},
+    )

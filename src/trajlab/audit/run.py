@@ -36,7 +36,7 @@ class AuditRunConfig:
     """The audited agent: a run directory or a checkpoint file."""
     dataset: str
     """The dataset holding the audited trajectories (trajlab HDF5)."""
-    episodes: tuple[int, ...] = ()
+    episodes: tuple[int, ...] | None = None
     """Episode ids to audit."""
     episodes_file: str | None = None
     """A file of episode ids to audit (JSON list, or ids separated by commas/whitespace)."""
@@ -98,7 +98,7 @@ def run(config: AuditRunConfig) -> dict[str, Any]:
 
 
 def _audited_ids(config: AuditRunConfig, dataset: TransitionDataset) -> np.ndarray:
-    if bool(config.episodes) == bool(config.episodes_file):
+    if (config.episodes is None) == (config.episodes_file is None):
         raise TrajlabError("give exactly one of --episodes and --episodes-file")
     requested = read_episodes_file(config.episodes_file) if config.episodes_file else \
         parse_episode_ids(list(config.episodes))

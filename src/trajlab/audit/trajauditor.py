@@ -69,7 +69,7 @@ def grubbs_critical_value(n: int, alpha: float, *, two_sided: bool = False) -> f
         raise TrajlabError(f"alpha must be in (0, 1), got {alpha}")
     tail = alpha / (2 * n) if two_sided else alpha / n
     t = float(student_t.isf(tail, n - 2))
-    return (n - 1) / np.sqrt(n) * np.sqrt(t * t / (n - 2 + t * t))
+    return float((n - 1) / np.sqrt(n) * np.sqrt(t * t / (n - 2 + t * t)))
 
 
 def grubbs_statistic(point: float, others: Sequence[float], *, two_sided: bool = False) -> float:

@@ -53,7 +53,7 @@ class ForgetConfig:
     """New run directory to write (never the original run)."""
     method: str = "trajdeleter"
     """trajdeleter, finetune, random-reward or retrain."""
-    episodes: tuple[int, ...] = ()
+    episodes: tuple[int, ...] | None = None
     """Episode ids to forget."""
     episodes_file: str | None = None
     """A file of episode ids to forget (a JSON list, or ids separated by commas/whitespace; # comments)."""
@@ -169,7 +169,7 @@ def parse_episode_ids(tokens: Any, *, where: str = "--episodes") -> list[int]:
 def resolve_forget_set(config: ForgetConfig, dataset: TransitionDataset) -> list[int]:
     """The requested ids from exactly one of --episodes, --episodes-file and --fraction."""
     given = [name for name, value in (("--episodes", config.episodes), ("--episodes-file", config.episodes_file),
-                                      ("--fraction", config.fraction)) if value not in (None, (), [])]
+                                      ("--fraction", config.fraction)) if value is not None]
     if len(given) != 1:
         raise TrajlabError("give exactly one of --episodes, --episodes-file and --fraction"
                            + (f" (got {', '.join(given)})" if given else ""))

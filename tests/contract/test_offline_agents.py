@@ -23,6 +23,11 @@ AGENT_CASES = [
     ("awac", "awac", {"num_action_samples": 3}),
     ("cql", "cql", {}),
     ("cql-lagrange", "cql", {"lagrange_lr": 1e-3, "soft_backup": True}),
+    ("bc-bf16", "bc", {"bf16": True}),
+    ("td3_bc-bf16", "td3_bc", {"bf16": True}),
+    ("iql-bf16", "iql", {"bf16": True}),
+    ("awac-bf16", "awac", {"bf16": True}),
+    ("cql-bf16", "cql", {"bf16": True, "lagrange_lr": 1e-3}),
 ]
 
 
@@ -77,3 +82,11 @@ def test_discrete_actions_are_refused(tiny_discrete_dataset, algo):
 
     with pytest.raises(TrajlabError, match="continuous actions"):
         AGENTS.get(algo)(tiny_discrete_dataset.spec, tiny_config(algo))
+
+
+@pytest.mark.slow  # torch.compile takes 10-60 s per algorithm on a 2-core CPU
+@pytest.mark.parametrize("algo", ["bc", "td3_bc", "iql", "awac", "cql"])
+def test_check_agent_compiled(tiny_dataset, algo):
+    config = tiny_config(algo, compile=True)
+    agent_class = AGENTS.get(algo)
+    check_agent(lambda seed: agent_class(tiny_dataset.spec, config, seed=seed), tiny_dataset)

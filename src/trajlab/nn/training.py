@@ -40,12 +40,17 @@ class PolyakAverager:
         torch._foreach_lerp_(self.target, self.source, tau)
 
 
-def step(optimizer: torch.optim.Optimizer, loss: Tensor, inputs: Sequence[Tensor] | None = None) -> None:
-    """One optimiser step on `loss`. With `inputs`, gradients are computed for those tensors only (an actor
-    loss that goes through a critic then costs no critic weight gradients, and leaves the critic's .grad alone)."""
-    optimizer.zero_grad(set_to_none=True)
+def step(optimizers: torch.optim.Optimizer | Sequence[torch.optim.Optimizer], loss: Tensor,
+         inputs: Sequence[Tensor] | None = None) -> None:
+    """One step of one or several optimisers on `loss` (a sum of losses of disjoint parameters takes one
+    backward pass). With `inputs`, gradients are computed for those tensors only: an actor loss that goes
+    through a critic then costs no critic weight gradients and leaves the critic's .grad alone."""
+    optimizers = [optimizers] if isinstance(optimizers, torch.optim.Optimizer) else list(optimizers)
+    for optimizer in optimizers:
+        optimizer.zero_grad(set_to_none=True)
     loss.backward(inputs=list(inputs) if inputs is not None else None)
-    optimizer.step()
+    for optimizer in optimizers:
+        optimizer.step()
 
 
 class LogScalar(nn.Module):
@@ -57,3 +62,9 @@ class LogScalar(nn.Module):
 
     def forward(self) -> Tensor:
         return self.log_value.exp()
+
+
+def autocast(device: torch.device, enabled: bool) -> torch.autocast:
+    """bfloat16 autocast of matmuls when `enabled` (about 2x faster matmuls on CPUs with AVX512-BF16 or AMX,
+    and on GPUs); outputs keep ~3 significant digits. Disabled, it is a no-op."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)

@@ -22,7 +22,7 @@ from trajlab.core.protocols import Batch, LossOutput
 from trajlab.core.spec import SpaceSpec
 from trajlab.nn.ensemble import EnsembleCritic
 from trajlab.nn.policies import GaussianPolicy
-from trajlab.nn.training import PolyakAverager, adam, frozen_copy, step
+from trajlab.nn.training import PolyakAverager, adam, autocast, frozen_copy, step
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,9 @@ class AWACConfig:
     """Standardise observations with the dataset's statistics (the paper does not)."""
     compile: bool = False
     """Run the loss functions through torch.compile (first updates compile for 10-20 s)."""
+    bf16: bool = False
+    """bfloat16 autocast of the matmuls in updates: faster on CPUs with AVX512-BF16/AMX and on GPUs, but network
+    outputs keep only ~3 significant digits (off by default; the papers train in float32)."""
 
 
 @dataclass
@@ -128,20 +131,22 @@ class AWAC(OfflineAgent):
         return -weights * self.actor.log_prob(batch.observations, batch.actions)
 
     def compute_losses(self, batch: Batch) -> AWACLosses:
-        batch = self.preprocess(batch)
-        return AWACLosses(critic=self._critic_loss(batch), actor=self._actor_loss(batch))
+        with autocast(self.device, self.config.bf16):
+            batch = self.preprocess(batch)
+            return AWACLosses(critic=self._critic_loss(batch), actor=self._actor_loss(batch))
 
     # --- training -----------------------------------------------------------------------------------
     def update(self, batch: Batch) -> dict[str, float]:
-        prepared = self.preprocess(batch)
-        critic_loss = self.reduce("critic", self._critic_loss(prepared), batch)
-        step(self.optimizers["critic"], critic_loss)
-        actor_loss = self.reduce("actor", self._actor_loss(prepared), batch)
-        step(self.optimizers["actor"], actor_loss)
-        self._averager.update(self.config.tau)
-        self.num_updates += 1
-        metrics = torch.stack([critic_loss.detach(), actor_loss.detach()]).tolist()
-        return dict(zip(("critic_loss", "actor_loss"), metrics))
+        with autocast(self.device, self.config.bf16):
+            prepared = self.preprocess(batch)
+            critic_loss = self.reduce("critic", self._critic_loss(prepared), batch)
+            step(self.optimizers["critic"], critic_loss)
+            actor_loss = self.reduce("actor", self._actor_loss(prepared), batch)
+            step(self.optimizers["actor"], actor_loss)
+            self._averager.update(self.config.tau)
+            self.num_updates += 1
+            metrics = torch.stack([critic_loss.detach(), actor_loss.detach()]).tolist()
+            return dict(zip(("critic_loss", "actor_loss"), metrics))
 
     @torch.no_grad()
     def q_value(self, observations: Tensor, actions: Tensor) -> Tensor:

@@ -167,16 +167,17 @@ class BEAR(OfflineAgent):
     def td_target(self, batch: Batch) -> Tensor:
         """r + gamma * (1 - done) * max over n policy samples of the soft-clipped target Q."""
         n = self.config.num_target_samples
+        candidates = torch.tanh(self._pre_tanh_samples(batch.next_observations, n)).flatten(0, 1)
         next_observations = batch.next_observations.repeat_interleave(n, dim=0)
-        candidates, _ = self.actor(next_observations)
         values = soft_clipped_double_q(self.critic_target(next_observations, candidates), self.config.lam)
         next_value = values.view(-1, n).max(dim=1).values
         return batch.rewards + self.config.gamma * (1.0 - batch.terminals) * next_value
 
-    def _policy_samples(self, observations: Tensor) -> Tensor:
-        """m reparameterised pre-tanh actor samples per state, [B, m, A]."""
+    def _pre_tanh_samples(self, observations: Tensor, num_samples: int,
+                          generator: torch.Generator | None = None) -> Tensor:
+        """num_samples reparameterised pre-tanh actor samples per state, [B, n, A], from one forward on [B]."""
         mean, log_std = self.actor.distribution_params(observations)
-        noise = torch.randn(mean.shape[0], self.config.num_mmd_samples, mean.shape[1], device=mean.device)
+        noise = torch.randn(mean.shape[0], num_samples, mean.shape[1], device=mean.device, generator=generator)
         return mean.unsqueeze(1) + log_std.exp().unsqueeze(1) * noise
 
     def _behaviour_samples(self, observations: Tensor) -> Tensor:
@@ -197,7 +198,7 @@ class BEAR(OfflineAgent):
     def _actor_terms_eager(self, batch: Batch, after_warmup: bool) -> tuple[Tensor, Tensor]:
         """(actor loss, alpha loss) per sample, from one set of actor and behaviour samples."""
         config, observations = self.config, batch.observations
-        pre_tanh = self._policy_samples(observations)
+        pre_tanh = self._pre_tanh_samples(observations, config.num_mmd_samples)
         distance = mmd(pre_tanh, self._behaviour_samples(observations), config.mmd_kernel, config.mmd_sigma)
         constraint = distance - config.mmd_threshold
         alpha = self.alpha()
@@ -246,8 +247,6 @@ class BEAR(OfflineAgent):
         """Best of n actor samples by the first critic; deterministic mode draws them from fixed noise."""
         generator = evaluation_generator(self.device) if deterministic else None
         n = self.config.num_action_samples
+        candidates = torch.tanh(self._pre_tanh_samples(observations, n, generator)).flatten(0, 1)
         repeated = observations.repeat_interleave(n, dim=0)
-        mean, log_std = self.actor.distribution_params(repeated)
-        noise = torch.randn(mean.shape, device=mean.device, generator=generator)
-        candidates = torch.tanh(mean + log_std.exp() * noise)
         return best_of_candidates(candidates, self.critic(repeated, candidates)[0], n)

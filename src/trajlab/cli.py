@@ -404,6 +404,21 @@ def _episode_list(text: Optional[str]) -> Optional[tuple[int, ...]]:
     return tuple(parse_episode_ids(text))
 
 
+def _nested_overrides(pairs: list[str]) -> dict[str, Any]:
+    """--set trajdeleter.forget_steps=400 -> {"trajdeleter": {"forget_steps": 400}} (values parsed as YAML)."""
+    nested: dict[str, Any] = {}
+    for key, value in _parse_overrides(pairs).items():
+        section, _, field = key.rpartition(".")
+        if section:
+            nested.setdefault(section, {})[field] = value
+        else:
+            nested[key] = value
+    return nested
+
+
+SetOption = typer.Option([], "--set", help="Override a preset value: SECTION.KEY=VALUE, e.g. finetune.steps=500.")
+
+
 @app.command("forget")
 def forget_command(
     agent: Path = typer.Option(..., "--agent", help="Trained agent: a run directory or a checkpoint file."),
@@ -424,6 +439,7 @@ def forget_command(
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
+    set_options: list[str] = SetOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Make a trained offline agent forget trajectories; writes a new run with a deletion certificate.
@@ -438,15 +454,19 @@ def forget_command(
       trajlab forget --agent runs/td3 --dataset hopper.hdf5 --fraction 0.01 --audit --evaluate --out runs/f1
 
       trajlab forget --agent runs/iql --dataset hopper.hdf5 --method finetune --episodes-file ids.txt --out runs/f2
+
+      trajlab forget --agent runs/td3 --dataset hopper.hdf5 --episodes 7 --set trajdeleter.balance=0.5 --out runs/f3
     """
     from trajlab.unlearning.run import load_forget_config, run
 
+    overrides = _nested_overrides(set_options)
+    overrides["auditor"] = {**overrides.get("auditor", {}), "num_shadows": shadows, "executor": executor}
     config = load_forget_config(
-        preset, agent=str(agent), dataset=str(dataset), out=str(out), method=method,
-        episodes=_episode_list(episodes), episodes_file=None if episodes_file is None else str(episodes_file),
-        fraction=fraction, seed=seed, audit=audit, evaluate=evaluate, compare_retrain=retrain,
-        auditor={"num_shadows": shadows, "executor": executor}, eval_episodes=eval_episodes, device=device,
-        threads=threads, overwrite=overwrite,
+        preset, **{**overrides, **dict(
+            agent=str(agent), dataset=str(dataset), out=str(out), method=method,
+            episodes=_episode_list(episodes), episodes_file=None if episodes_file is None else str(episodes_file),
+            fraction=fraction, seed=seed, audit=audit, evaluate=evaluate, compare_retrain=retrain,
+            eval_episodes=eval_episodes, device=device, threads=threads, overwrite=overwrite)},
     )
     emit(run(config), as_json)
 
@@ -468,6 +488,7 @@ def audit_command(
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
+    set_options: list[str] = SetOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Judge, per trajectory, whether an agent was trained on it (TrajAuditor: shadows + Grubbs test).
@@ -480,13 +501,15 @@ def audit_command(
     """
     from trajlab.audit.run import load_audit_config, run
 
+    overrides = _nested_overrides(set_options)
+    overrides["auditor"] = {**overrides.get("auditor", {}), "num_shadows": shadows, "executor": executor}
     config = load_audit_config(
-        preset, agent=str(agent), dataset=str(dataset), episodes=_episode_list(episodes),
-        episodes_file=None if episodes_file is None else str(episodes_file),
-        reference_dataset=None if reference_dataset is None else str(reference_dataset),
-        original=None if original is None else str(original), out=None if out is None else str(out),
-        auditor={"num_shadows": shadows, "executor": executor}, device=device, threads=threads,
-        overwrite=overwrite,
+        preset, **{**overrides, **dict(
+            agent=str(agent), dataset=str(dataset), episodes=_episode_list(episodes),
+            episodes_file=None if episodes_file is None else str(episodes_file),
+            reference_dataset=None if reference_dataset is None else str(reference_dataset),
+            original=None if original is None else str(original), out=None if out is None else str(out),
+            device=device, threads=threads, overwrite=overwrite)},
     )
     emit(run(config), as_json)
 

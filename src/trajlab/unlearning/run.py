@@ -103,8 +103,9 @@ def load_nested_preset(cls: type, system: str, preset: str, overrides: dict[str,
         raise TrajlabError(f"unknown preset {preset!r} for {system}; available: {', '.join(available) or 'none'}")
     values = dict(load_yaml(path) or {})
     for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(values.get(key), dict):
-            values[key] = {**values[key], **{k: v for k, v in value.items() if v is not None}}
+        if isinstance(value, dict):
+            base = values.get(key) if isinstance(values.get(key), dict) else {}
+            values[key] = {**base, **{k: v for k, v in value.items() if v is not None}}
         elif value is not None:
             values[key] = value
     return from_dict(cls, {**values, "preset": preset}, where=f"{system}/{preset}")

@@ -155,6 +155,11 @@ class BCQ(OfflineAgent):
         return dict(zip(("vae_loss", "critic_loss", "actor_loss"), metrics))
 
     # --- acting -------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def q_value(self, observations: Tensor, actions: Tensor) -> Tensor:
+        """min_i Q_i(s, a) [B] for raw observations and env-unit actions (TrajAuditor's value estimates)."""
+        return self.critic(*self.network_inputs(observations, actions)).min(0).values
+
     def actor_action(self, observations: Tensor, deterministic: bool) -> Tensor:
         """Best of n perturbed VAE proposals by the first critic; deterministic mode draws them from fixed noise."""
         generator = evaluation_generator(self.device) if deterministic else None

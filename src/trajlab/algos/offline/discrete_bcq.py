@@ -134,6 +134,12 @@ class DiscreteBCQ(OfflineAgent):
         metrics = torch.stack([td_loss.detach(), bc_loss.detach()]).tolist()
         return dict(zip(("td_loss", "imitation_loss"), metrics))
 
+    @torch.no_grad()
+    def q_value(self, observations: Tensor, actions: Tensor) -> Tensor:
+        """Q(s, a) [B] for raw observations and action indices (TrajAuditor's value estimates)."""
+        observations, actions = self.network_inputs(observations, actions)
+        return action_values(self.q_network(observations), actions.long())
+
     def actor_action(self, observations: Tensor, deterministic: bool) -> Tensor:
         greedy = self._greedy_allowed(observations)
         return greedy if deterministic else epsilon_greedy(greedy, self.spec.action_dim, self.config.act_epsilon)

@@ -112,6 +112,12 @@ class DiscreteCQL(OfflineAgent):
         metrics = torch.stack([td_loss.detach(), conservative_loss.detach()]).tolist()
         return dict(zip(("td_loss", "conservative_loss"), metrics))
 
+    @torch.no_grad()
+    def q_value(self, observations: Tensor, actions: Tensor) -> Tensor:
+        """Q(s, a) [B] for raw observations and action indices (TrajAuditor's value estimates)."""
+        observations, actions = self.network_inputs(observations, actions)
+        return action_values(self.q_network(observations), actions.long())
+
     def actor_action(self, observations: Tensor, deterministic: bool) -> Tensor:
         greedy = self.q_network(observations).argmax(dim=-1)
         return greedy if deterministic else epsilon_greedy(greedy, self.spec.action_dim, self.config.act_epsilon)

@@ -149,6 +149,12 @@ class DiscreteIQL(OfflineAgent):
         metrics = torch.stack([value_loss.detach(), actor_loss.detach(), critic_loss.detach()]).tolist()
         return dict(zip(("value_loss", "actor_loss", "critic_loss"), metrics))
 
+    @torch.no_grad()
+    def q_value(self, observations: Tensor, actions: Tensor) -> Tensor:
+        """min_i Q_i(s, a) [B] for raw observations and action indices (TrajAuditor's value estimates)."""
+        observations, actions = self.network_inputs(observations, actions)
+        return action_values(self.critic(observations), actions.long()).min(0).values
+
     def actor_action(self, observations: Tensor, deterministic: bool) -> Tensor:
         logits = self.actor(observations)
         return logits.argmax(dim=-1) if deterministic else sample_categorical(logits)

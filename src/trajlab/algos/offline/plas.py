@@ -190,6 +190,11 @@ class PLAS(OfflineAgent):
         return dict(zip(("critic_loss", "actor_loss"), metrics))
 
     # --- acting -------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def q_value(self, observations: Tensor, actions: Tensor) -> Tensor:
+        """min_i Q_i(s, a) [B] for raw observations and env-unit actions (TrajAuditor's value estimates)."""
+        return self.critic(*self.network_inputs(observations, actions)).min(0).values
+
     def actor_action(self, observations: Tensor, deterministic: bool) -> Tensor:
         """The decoded, perturbed latent action (PLAS's policy is deterministic either way)."""
         return self.actor(observations, self.vae)

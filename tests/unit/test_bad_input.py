@@ -165,20 +165,27 @@ def test_unknown_minari_dataset(folder, capsys):
 
 
 # --- checkpoints -------------------------------------------------------------------------------------------
-def test_truncated_checkpoint(tmp_path):
+def test_truncated_checkpoint(tmp_path, capsys):
     from trajlab.algos.base import load_agent, save_agent
     from trajlab.algos.online.sac import SAC, SACConfig
     from trajlab.core.checkpoint import load_checkpoint
+    from trajlab.core.rundir import RunDirectory
     from trajlab.core.spec import SpaceSpec
 
     agent = SAC(SpaceSpec(3, 1, False, (-2.0,), (2.0,)), SACConfig(hidden=(8, 8)))
-    whole = save_agent(tmp_path / "agent.safetensors", agent).read_bytes()
+    whole = save_agent(tmp_path / "agent.safetensors", agent, {"env_id": "Pendulum-v1"}).read_bytes()
     assert load_agent(tmp_path / "agent.safetensors").num_updates == 0
     for cut in (5, 100, len(whole) // 2, len(whole) - 1):
         (tmp_path / "cut.safetensors").write_bytes(whole[:cut])
         for loader in (load_checkpoint, load_agent):
             with pytest.raises(TrajlabError, match="cut.safetensors: not a readable trajlab checkpoint"):
                 loader(tmp_path / "cut.safetensors")
+    # through the CLI: `trajlab eval` of a run whose final checkpoint was cut short
+    run = RunDirectory.create(tmp_path / "run", {"algo": "sac"}, command="test")
+    for cut in (100, len(whole) - 1):  # inside the header, and inside the tensors
+        run.checkpoint_path("final").write_bytes(whole[:cut])
+        assert_clean_failure(*run_cli(capsys, "eval", run.path), "final.safetensors",
+                             "not a readable trajlab checkpoint")
 
 
 # --- outputs that exist --------------------------------------------------------------------------------------

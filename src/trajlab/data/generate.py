@@ -176,6 +176,8 @@ def _claim_work_folder(config: GenerateConfig, work: Path, training: dict[str, A
         "deterministic_behaviour": config.deterministic_behaviour, **training,
     }
     settings = json.loads(json.dumps(settings, default=str))
+    for where_it_runs in ("device", "num_threads"):  # these change speed, not what is trained
+        settings["train"].pop(where_it_runs, None)
     path = work / SETTINGS_FILE
     if path.is_file():
         saved = json.loads(path.read_text())
@@ -306,6 +308,8 @@ def collect_quality(config: GenerateConfig, behaviour: dict[str, Any], work: Pat
 
 def _collected(config: GenerateConfig, work: Path, snapshot: dict[str, Any] | None) -> TransitionDataset:
     """Roll out a snapshot (None: uniform actions), cached in the work folder for other qualities and reruns."""
+    import torch
+
     from trajlab.algos.base import load_agent
 
     name = "random" if snapshot is None else f"step{snapshot['step']}"
@@ -314,8 +318,6 @@ def _collected(config: GenerateConfig, work: Path, snapshot: dict[str, Any] | No
         return TransitionDataset.load(cached)
     act = None if snapshot is None else load_agent(work / snapshot["checkpoint"], device=config.device).act
     seed = derive_seed(config.seed, "collect", name) % 2**31
-    import torch
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         dataset = collect(act, config.env_id, num_transitions=config.dataset_size, seed=seed,

@@ -97,3 +97,36 @@ def test_methods_leave_the_given_agent_untouched(planted, config):
     assert unlearned is not original and original.num_updates == updates
     assert all(torch.equal(before[name], value) for name, value in weights(original).items())
     assert any(not torch.equal(before[name], value) for name, value in weights(unlearned).items())
+
+
+def test_blended_td_target_wraps_only_this_agent_within_the_block():
+    from trajlab.unlearning import blended_td_target
+
+    dataset = synthetic_dataset(num_episodes=4, episode_length=6)
+    agent_class = AGENTS.get("iql")  # deterministic td_target: r + gamma * V(s')
+    agent, reference = (agent_class(dataset.spec, agent_class.config_class(**TINY), seed=seed) for seed in (0, 1))
+    for each in (agent, reference):
+        each.prepare(dataset)
+    batch = agent.preprocess(dataset.batch_at(np.arange(8)))
+    own, theirs = agent.td_target(batch), reference.td_target(batch)
+    assert not torch.allclose(own, theirs)
+    with blended_td_target(agent, reference, 0.25):
+        assert torch.allclose(agent.td_target(batch), (own + 0.25 * theirs) / 1.25)
+        assert torch.equal(reference.td_target(batch), theirs)
+    assert torch.equal(agent.td_target(batch), own) and "td_target" not in vars(agent)
+
+
+@pytest.mark.parametrize("algo", ["bcq", "bear", "cql", "iql", "plas", "td3_bc"])
+def test_every_method_runs_on_the_papers_six_algorithms(algo):
+    dataset = synthetic_dataset(num_episodes=5, episode_length=6)
+    agent_class = AGENTS.get(algo)
+    agent = agent_class(dataset.spec, agent_class.config_class(), seed=0)
+    agent.prepare(dataset)
+    configs = [TrajDeleterConfig(forget_steps=4, convergence_steps=2, block_length=2, batch_size=8),
+               FinetuneConfig(steps=2, batch_size=8), RandomRewardConfig(steps=2, batch_size=8),
+               RetrainConfig(steps=2)]
+    for config in configs:
+        unlearned = unlearn(agent, dataset, [3], config)
+        values = unlearned.q_value(torch.as_tensor(dataset.observations[:4].copy()),
+                                   torch.as_tensor(unlearned.act(dataset.observations[:4])))
+        assert values.shape == (4,) and torch.isfinite(values).all()

@@ -82,6 +82,7 @@ def data_generate(
         None, "--work-dir", help="Behaviour-policy folder (default: next to --out, shared by every quality)."
     ),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda for SAC training."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
     overwrite: bool = OverwriteOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -104,6 +105,7 @@ def data_generate(
         GenerateConfig, "data", preset, env_id=env, quality=quality, out=str(out), seed=seed,
         sac_steps=sac_steps, dataset_size=dataset_size, snapshot_every=snapshot_every, device=device,
         learning_starts=learning_starts, work_dir=None if work_dir is None else str(work_dir), overwrite=overwrite,
+        num_threads=threads,
     )
     emit(run(replace(config, preset=preset)), as_json)
 
@@ -509,6 +511,44 @@ def audit_command(
             episodes_file=None if episodes_file is None else str(episodes_file),
             reference_dataset=None if reference_dataset is None else str(reference_dataset),
             original=None if original is None else str(original), out=None if out is None else str(out),
+            device=device, threads=threads, overwrite=overwrite)},
+    )
+    emit(run(config), as_json)
+
+
+@app.command("poison")
+def poison_command(
+    dataset: Path = typer.Option(..., "--dataset", help="Clean dataset of a known environment."),
+    out: Path = typer.Option(..., "--out", help="Run directory to write."),
+    algo: Optional[str] = typer.Option(None, "--algo", help="Offline algorithm (default: the preset's, td3_bc)."),
+    fraction: Optional[float] = typer.Option(None, "--fraction", help="Fraction of episodes poisoned."),
+    train_steps: Optional[int] = typer.Option(None, "--train-steps", help="Updates of the poisoned agent."),
+    methods: Optional[str] = typer.Option(None, "--methods", help="Comma-separated unlearning methods."),
+    seed: int = typer.Option(0, "--seed", help="Seed of poisoning, training, unlearning and evaluation."),
+    preset: str = typer.Option("quick", "--preset", help="quick (CPU minutes) or paper (the paper's scale)."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
+    set_options: list[str] = SetOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Plant a backdoor (trigger + bad actions) in some trajectories, train an agent on them, measure its return
+    with and without the trigger, then unlearn the poisoned trajectories with each method and measure recovery.
+
+    Examples:
+
+      trajlab poison --dataset hopper-mr.hdf5 --out runs/poison
+
+      trajlab poison --dataset hopper-mr.hdf5 --algo iql --fraction 0.05 --methods trajdeleter,retrain --out runs/p2
+    """
+    from trajlab.poison.run import load_poison_config, run
+
+    overrides = _nested_overrides(set_options)
+    overrides["poison"] = {**overrides.get("poison", {}), "fraction": fraction}
+    chosen = None if methods is None else tuple(name.strip() for name in methods.split(",") if name.strip())
+    config = load_poison_config(
+        preset, **{**overrides, **dict(
+            dataset=str(dataset), out=str(out), algo=algo, train_steps=train_steps, methods=chosen, seed=seed,
             device=device, threads=threads, overwrite=overwrite)},
     )
     emit(run(config), as_json)

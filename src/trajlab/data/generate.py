@@ -27,7 +27,7 @@ import trajlab
 from trajlab.core.config import replace, to_dict
 from trajlab.core.errors import TrajlabError
 from trajlab.core.io import write_json_atomic
-from trajlab.core.seeding import derive_seed
+from trajlab.core.seeding import derive_seed, set_threads
 from trajlab.core.spec import SpaceSpec
 from trajlab.data.collect import collect
 from trajlab.data.dataset import TransitionDataset
@@ -78,6 +78,8 @@ class GenerateConfig:
     """Folder for behaviour policies; None: next to `out`, named after env, preset, seed and settings."""
     device: str = "cpu"
     """Device for SAC training."""
+    num_threads: int | None = None
+    """Torch CPU threads (None: torch's default); 1 is faster when other jobs share the cores."""
     overwrite: bool = False
     """Replace an existing output file."""
 
@@ -85,6 +87,7 @@ class GenerateConfig:
 def run(config: GenerateConfig, *, progress: bool = True) -> dict[str, Any]:
     """Generate the dataset `config` asks for; returns a summary (the output file's path, sizes, returns)."""
     _validate(config)
+    set_threads(config.num_threads)
     work = work_folder(config)
     behaviour = train_behaviour(config, work, progress=progress)
     dataset = collect_quality(config, behaviour, work)
@@ -160,7 +163,7 @@ def _train_config(config: GenerateConfig) -> Any:
 
     train_config = load_online_config(
         "sac", config.sac_preset, env_id=config.env_id, total_steps=config.sac_steps, seed=config.seed,
-        device=config.device, eval_every=0, checkpoint_every=config.snapshot_every,
+        device=config.device, num_threads=config.num_threads, eval_every=0, checkpoint_every=config.snapshot_every,
         learning_starts=config.learning_starts, overrides=dict(config.sac_overrides) or None,
     )
     if train_config.buffer_size < config.sac_steps:  # medium-replay needs every transition of the training

@@ -1,0 +1,131 @@
+"""Trajectory forgetting benchmark: every unlearning method on every chosen algorithm, judged by the environment,
+by TrajAuditor and by the clock.
+
+For each algorithm: train on the dataset with `trajlab train`'s code, choose a random forget set, fit
+TrajAuditor's shadows once (fine-tunings of the original on the remaining data), then for each method unlearn,
+measure the return in the environment, the share of forget trajectories TrajAuditor judges forgotten and the
+wall time relative to retraining (retrain is one of the methods, timed in the same run). The auditor's own
+efficacy (the paper's RQ1) is scored on the original agent (members) and the retrained one (non-members).
+
+    trajlab data generate --env Hopper-v5 --quality medium-replay --preset quick --out hopper-mr.hdf5
+    python benchmarks/forgetting.py --dataset hopper-mr.hdf5 --algos td3_bc,iql --train-steps 20000 \
+        --fraction 0.05 --out bench-forgetting
+
+Writes <out>/results.json and prints a Markdown table (the one in docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from trajlab.algos import load_agent
+from trajlab.algos.offline.train import TrainConfig
+from trajlab.algos.offline.train import run as train
+from trajlab.audit import TrajAuditor, efficacy_evaluation
+from trajlab.core.seeding import derive_seed
+from trajlab.data import TransitionDataset
+from trajlab.eval import evaluate
+from trajlab.unlearning import METHODS
+from trajlab.unlearning.base import select_fraction
+from trajlab.unlearning.run import load_forget_config, method_config, value_summary
+
+METHOD_ORDER = ("trajdeleter", "finetune", "random-reward", "retrain")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--algos", default="td3_bc,iql")
+    parser.add_argument("--methods", default=",".join(METHOD_ORDER))
+    parser.add_argument("--train-steps", type=int, default=20_000)
+    parser.add_argument("--agent-preset", default="quick")
+    parser.add_argument("--preset", default="quick", help="forget preset (configs/forget/<preset>.yaml)")
+    parser.add_argument("--fraction", type=float, default=0.05)
+    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default="bench-forgetting")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = [benchmark_algorithm(algo, args, out) for algo in args.algos.split(",")]
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(markdown(results))
+
+
+def benchmark_algorithm(algo: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    dataset = TransitionDataset.load(args.dataset)
+    trained = train(TrainConfig(algo=algo, dataset=args.dataset, steps=args.train_steps, preset=args.agent_preset,
+                                seed=args.seed, out=str(out / f"{algo}_original"), overwrite=True, progress=False,
+                                threads=args.threads))
+    original = load_agent(trained["checkpoint"])
+    settings = load_forget_config(args.preset, agent=trained["checkpoint"], dataset=args.dataset, out="unused",
+                                  seed=args.seed)
+    forget = select_fraction(dataset, args.fraction, args.seed)
+    remaining = dataset.without(forget)
+    started = time.perf_counter()
+    auditor = TrajAuditor(original, remaining, settings.auditor).fit()
+    shadow_seconds = time.perf_counter() - started
+    env_id = dataset.metadata["env_id"]
+    eval_seed = derive_seed(args.seed, "forget-eval") % 2**31
+
+    def env_return(agent: Any) -> float:
+        return evaluate(agent, env_id, episodes=args.eval_episodes, seed=eval_seed, metadata=dataset.metadata).mean_return
+
+    row: dict[str, Any] = {"algo": algo, "train_steps": args.train_steps, "train_wall_time_s": trained["wall_time_s"],
+                           "forget_episodes": len(forget), "forget_transitions": int(np.isin(dataset.episode_ids,
+                                                                                             forget).sum()),
+                           "shadow_seconds": shadow_seconds, "original_return": env_return(original), "methods": {}}
+    unlearned_agents = {}
+    for method in args.methods.split(","):
+        started = time.perf_counter()
+        unlearned = METHODS.get(method).function(original, dataset, forget, method_config(settings, method))
+        seconds = time.perf_counter() - started
+        unlearned_agents[method] = unlearned
+        row["methods"][method] = {
+            "wall_time_s": seconds, "return": env_return(unlearned),
+            "forgotten_rate": auditor.audit(unlearned, dataset, forget).forgotten_rate,
+            "values": value_summary(original, unlearned, dataset, forget)}
+        print(json.dumps({"algo": algo, "method": method, **row["methods"][method]}), flush=True)
+    if "retrain" in unlearned_agents:
+        retrain_time = row["methods"]["retrain"]["wall_time_s"]
+        for entry in row["methods"].values():
+            entry["relative_time"] = entry["wall_time_s"] / retrain_time
+            entry["return_ratio"] = entry["return"] / row["original_return"] if row["original_return"] else None
+        members = np.random.default_rng(args.seed).choice(remaining.episode_id_list, size=len(forget), replace=False)
+        row["auditor_efficacy"] = efficacy_evaluation(auditor, original, unlearned_agents["retrain"], dataset,
+                                                      forget, np.sort(members))
+    return row
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    lines = ["| algorithm | method | return (original) | return (unlearned) | judged forgotten | time vs retrain |",
+             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for row in results:
+        for method, entry in row["methods"].items():
+            lines.append(f"| {row['algo']} | {method} | {row['original_return']:.1f} | {entry['return']:.1f} | "
+                         f"{entry['forgotten_rate']:.0%} | {entry.get('relative_time', float('nan')):.1%} |")
+    lines += ["", "| algorithm | auditor precision | recall | F1 | retained: full/forget | full/remaining | "
+                  "retrained/forget | retrained/remaining |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for row in results:
+        if "auditor_efficacy" in row:
+            e = row["auditor_efficacy"]
+            rates = e["retained_rate"]
+            lines.append(f"| {row['algo']} | {e['precision']:.2f} | {e['recall']:.2f} | {e['f1']:.2f} | "
+                         f"{rates.get('full_agent/forget_set', float('nan')):.0%} | "
+                         f"{rates.get('full_agent/remaining', float('nan')):.0%} | "
+                         f"{rates.get('retrained_agent/forget_set', float('nan')):.0%} | "
+                         f"{rates.get('retrained_agent/remaining', float('nan')):.0%} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -17,6 +17,9 @@ import torch
 from trajlab.core.errors import TrajlabError
 from trajlab.core.protocols import Batch
 from trajlab.core.spec import SpaceSpec
+
+if TYPE_CHECKING:
+    from trajlab.data.sampler import TensorSampler
 
 ARRAY_FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
 ID_FIELDS = ("episode_ids", "transition_ids")
@@ -269,7 +272,7 @@ class TransitionDataset:
             episode_ids=tensor("episode_ids"), costs=tensor("costs"),
         )
 
-    def sampler(self, *, device: str | torch.device = "cpu", seed: int = 0) -> "TensorSampler":
+    def sampler(self, *, device: str | torch.device = "cpu", seed: int = 0) -> TensorSampler:
         """A fast sampler holding the data as tensors on `device` (no per-step NumPy conversion)."""
         from trajlab.data.sampler import TensorSampler
 

@@ -117,3 +117,15 @@ def test_forget_fraction_and_evaluate_in_a_real_environment(tmp_path, capsys):
     assert {"original", "unlearned", "retrained"} <= set(evaluation)
     assert evaluation["retrained"]["episodes"] == 1 and evaluation["retrain_time_source"] == "measured"
     assert result["relative_time"] == pytest.approx(result["wall_time_s"] / result["retrain_wall_time_s"])
+
+
+def test_quickstart_step_forgets_one_percent_and_audits(trained):
+    from trajlab.unlearning.run import quickstart_step
+
+    result = quickstart_step(trained / "run", trained / "data.hdf5", trained / "quickstart", seed=0,
+                             trajdeleter={"forget_steps": 20, "convergence_steps": 5, "block_length": 5},
+                             auditor={"num_shadows": 2, "shadow_steps": 10})
+    assert result["method"] == "trajdeleter" and result["num_forgotten_episodes"] == 1  # 1% of 8, at least one
+    assert result["audit_forgotten_rate"] in (0.0, 1.0)
+    assert all(Path(plot).is_file() for plot in result["plots"]) and len(result["plots"]) == 2
+    assert Path(result["run_dir"], "certificate.json").is_file()

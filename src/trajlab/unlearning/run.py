@@ -367,9 +367,13 @@ def _result(config: ForgetConfig, request: _Request, run_dir: RunDirectory, chec
 
 # --- the quickstart's step ----------------------------------------------------------------------------------
 def quickstart_step(agent_run: str | Path, dataset_path: str | Path, out_dir: str | Path, seed: int = 0,
-                    *, preset: str = "quick", overwrite: bool = False) -> dict[str, Any]:
+                    *, preset: str = "quick", overwrite: bool = False, **overrides: Any) -> dict[str, Any]:
     """Forget 1% of the trajectories (at least one) with TrajDeleter and audit them; returns result.json's
-    content, whose "plots" lists the PNG files for the quickstart's report (and "run_dir" the new run)."""
-    config = load_forget_config(preset, agent=str(agent_run), dataset=str(dataset_path), out=str(out_dir),
-                                method="trajdeleter", fraction=0.01, seed=seed, audit=True, overwrite=overwrite)
+    content, whose "plots" lists the PNG files for the quickstart's report and "run_dir" the new run.
+
+    `overrides` change preset values, e.g. trajdeleter={"forget_steps": 400} or auditor={"num_shadows": 3}.
+    """
+    config = load_forget_config(preset, **{**overrides, **dict(
+        agent=str(agent_run), dataset=str(dataset_path), out=str(out_dir), method="trajdeleter", fraction=0.01,
+        seed=seed, audit=True, overwrite=overwrite)})
     return run(config)

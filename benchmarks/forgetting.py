@@ -78,7 +78,8 @@ def benchmark_algorithm(algo: str, args: argparse.Namespace, out: Path) -> dict[
     eval_seed = derive_seed(args.seed, "forget-eval") % 2**31
 
     def env_return(agent: Any) -> float:
-        return evaluate(agent, env_id, episodes=args.eval_episodes, seed=eval_seed, metadata=dataset.metadata).mean_return
+        result = evaluate(agent, env_id, episodes=args.eval_episodes, seed=eval_seed, metadata=dataset.metadata)
+        return result.mean_return
 
     row: dict[str, Any] = {"algo": algo, "train_steps": args.train_steps, "train_wall_time_s": trained["wall_time_s"],
                            "forget_episodes": len(forget), "forget_transitions": int(np.isin(dataset.episode_ids,
@@ -114,7 +115,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
             lines.append(f"| {row['algo']} | {method} | {row['original_return']:.1f} | {entry['return']:.1f} | "
                          f"{entry['forgotten_rate']:.0%} | {entry.get('relative_time', float('nan')):.1%} |")
     lines += ["", "| algorithm | auditor precision | recall | F1 | retained: full/forget | full/remaining | "
-                  "retrained/forget | retrained/remaining |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                  "retrained/forget | retrained/remaining |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for row in results:
         if "auditor_efficacy" in row:
             e = row["auditor_efficacy"]

@@ -79,8 +79,8 @@ def run(config: AuditRunConfig) -> dict[str, Any]:
     out = _output(config, checkpoint)
     run_dir = RunDirectory.create(out, config, command="audit", overwrite=config.overwrite)
     audit = TrajAuditor(original, reference, config.auditor).audit(agent, dataset, ids)
-    from trajlab.unlearning.report import audit_plot, audit_section
     from trajlab.report import Report
+    from trajlab.unlearning.report import audit_plot, audit_section
 
     plot = audit_plot(run_dir.plots / "audit.png", audit)
     report = Report("TrajAuditor")

@@ -80,9 +80,8 @@ def load_poison_config(preset: str, **overrides: Any) -> PoisonRunConfig:
 
 def run(config: PoisonRunConfig) -> dict[str, Any]:
     """Run the experiment, write the run directory, return result.json's content."""
-    from trajlab.envs import env_info
-
     from trajlab.algos import AGENTS
+    from trajlab.envs import env_info
 
     set_threads(config.threads)
     for method in config.methods:

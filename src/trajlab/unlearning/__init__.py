@@ -8,7 +8,8 @@ config's class picks the method. `METHODS` lists them by name (trajdeleter, fine
 The agent passed in is never modified.
 """
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from trajlab.data.dataset import TransitionDataset
 from trajlab.unlearning import finetune, random_reward, retrain, trajdeleter

@@ -9,8 +9,9 @@ loss term counts (`scaled_losses`), never the algorithm's code.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,8 @@ class UnlearningMethod:
 METHODS: Registry[UnlearningMethod] = Registry("unlearning method")
 
 
-def register_method(name: str, config_class: type, *, exact: bool = False) -> Callable[[UnlearnFunction], UnlearnFunction]:
+def register_method(name: str, config_class: type, *,
+                    exact: bool = False) -> Callable[[UnlearnFunction], UnlearnFunction]:
     """Register `unlearn(agent, dataset, forget_episode_ids, config)` under `name`."""
 
     def decorator(function: UnlearnFunction) -> UnlearnFunction:

@@ -9,8 +9,9 @@ wall time, and the audit verdict when one was run.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +45,7 @@ def build_certificate(*, dataset: TransitionDataset, forget_ids: Iterable[int], 
     ids = [int(i) for i in forget_ids]
     certificate: dict[str, Any] = {
         "certificate_version": CERTIFICATE_VERSION,
-        "issued_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "issued_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "trajlab_version": trajlab.__version__,
         "forgotten_episode_ids": ids,
         "forgotten_trajectory_sha256": trajectory_hashes(dataset, ids),

@@ -6,8 +6,9 @@ setting gives it 10,000 updates.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from trajlab.data.dataset import TransitionDataset
 from trajlab.unlearning.base import (

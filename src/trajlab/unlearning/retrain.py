@@ -8,8 +8,9 @@ number of updates), so retraining equals running `trajlab train` on `dataset.wit
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from trajlab.core.errors import TrajlabError
 from trajlab.core.seeding import derive_seed

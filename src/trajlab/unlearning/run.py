@@ -222,7 +222,8 @@ def _check_output(config: ForgetConfig, checkpoint: Path) -> None:
         raise TrajlabError(f"--out {config.out} is inside the original agent's run; forget writes a separate run")
     for needed in (source, Path(config.dataset).resolve()):
         if out == needed or out in needed.parents:
-            raise TrajlabError(f"--out {config.out} holds {needed.name}, an input of this request; choose another --out")
+            raise TrajlabError(f"--out {config.out} holds {needed.name}, an input of this request; "
+                               "choose another --out")
     if out.is_file():
         raise TrajlabError(f"--out {config.out}: is a file; give a folder for the new run")
     if out.is_dir() and any(out.iterdir()) and not config.overwrite:

@@ -15,9 +15,10 @@ Both phases run the agent's own `update()`; only the data, the rewards, a loss s
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from torch import Tensor
 

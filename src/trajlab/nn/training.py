@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import Tensor, nn

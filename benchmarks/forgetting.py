@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -104,24 +105,37 @@ def benchmark_algorithm(algo: str, args: argparse.Namespace, out: Path) -> dict[
         members = np.random.default_rng(args.seed).choice(remaining.episode_id_list, size=len(forget), replace=False)
         row["auditor_efficacy"] = efficacy_evaluation(auditor, original, unlearned_agents["retrain"], dataset,
                                                       forget, np.sort(members))
+        # the same shadows, every policy scored by the original's critic (the paper code's variant)
+        by_original = TrajAuditor(original, remaining, replace(settings.auditor, value_critic="original"),
+                                  shadows=auditor.shadows)
+        row["auditor_efficacy_original_critic"] = efficacy_evaluation(
+            by_original, original, unlearned_agents["retrain"], dataset, forget, np.sort(members))
+        for method, agent in unlearned_agents.items():
+            row["methods"][method]["forgotten_rate_original_critic"] = \
+                by_original.audit(agent, dataset, forget).forgotten_rate
     return row
 
 
 def markdown(results: list[dict[str, Any]]) -> str:
-    lines = ["| algorithm | method | return (original) | return (unlearned) | judged forgotten | time vs retrain |",
-             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    lines = ["| algorithm | method | return (original) | return (unlearned) | judged forgotten (own / original "
+             "critic) | time vs retrain |", "| --- | --- | ---: | ---: | ---: | ---: |"]
     for row in results:
         for method, entry in row["methods"].items():
+            by_original = entry.get("forgotten_rate_original_critic", float("nan"))
             lines.append(f"| {row['algo']} | {method} | {row['original_return']:.1f} | {entry['return']:.1f} | "
-                         f"{entry['forgotten_rate']:.0%} | {entry.get('relative_time', float('nan')):.1%} |")
+                         f"{entry['forgotten_rate']:.0%} / {by_original:.0%} | "
+                         f"{entry.get('relative_time', float('nan')):.1%} |")
     lines += ["", "| algorithm | auditor precision | recall | F1 | retained: full/forget | full/remaining | "
                   "retrained/forget | retrained/remaining |",
               "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for row in results:
-        if "auditor_efficacy" in row:
-            e = row["auditor_efficacy"]
+        for key, critic in (("auditor_efficacy", "own"), ("auditor_efficacy_original_critic", "original")):
+            if key not in row:
+                continue
+            e = row[key]
             rates = e["retained_rate"]
-            lines.append(f"| {row['algo']} | {e['precision']:.2f} | {e['recall']:.2f} | {e['f1']:.2f} | "
+            lines.append(f"| {row['algo']} ({critic} critic) | {e['precision']:.2f} | {e['recall']:.2f} | "
+                         f"{e['f1']:.2f} | "
                          f"{rates.get('full_agent/forget_set', float('nan')):.0%} | "
                          f"{rates.get('full_agent/remaining', float('nan')):.0%} | "
                          f"{rates.get('retrained_agent/forget_set', float('nan')):.0%} | "

@@ -121,3 +121,14 @@ def test_an_agent_without_q_value_is_a_clear_error():
     with pytest.raises(TrajlabError, match="q_value"):
         auditor.audit(NoCritic(), dataset, [0])
     assert torch.is_tensor(KnownValues(1.0, 0.0).q_value(torch.ones(2, 3), torch.zeros(2, 2)))
+
+
+def test_original_critic_scores_every_policy_with_the_same_q():
+    dataset = synthetic_dataset(num_episodes=3, episode_length=40)
+    shadows = [KnownValues(1.0, offset) for offset in (-0.02, -0.01, 0.0, 0.01, 0.02)]
+    different_critic_same_policy = KnownValues(1.0, -5.0)
+    for critic, expected in (("own", 1.0), ("original", 0.0)):
+        auditor = TrajAuditor(shadows[2], dataset, AuditConfig(num_shadows=5, value_critic=critic), shadows=shadows)
+        assert auditor.audit(different_critic_same_policy, dataset, [0, 1, 2]).forgotten_rate == expected
+    with pytest.raises(TrajlabError, match="value_critic"):
+        TrajAuditor(shadows[0], dataset, AuditConfig(value_critic="theirs"))

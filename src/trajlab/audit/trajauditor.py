@@ -51,6 +51,9 @@ class AuditConfig:
     """Discount of the backward value accumulation (None: the agent's own gamma, else 0.99)."""
     batch_size: int | None = None
     """Shadow fine-tuning batch size (None: the agent's own)."""
+    value_critic: str = "own"
+    """Whose critic scores the agent's actions: own (each agent its own Q) or original (the original agent's Q
+    judges every agent's policy, as the paper's code does for the shadows)."""
     executor: str = "in-process"
     """How shadows train: in-process (one after another in this process) or local|ray|serial (trajlab.execution)."""
     seed: int = 0
@@ -106,8 +109,9 @@ def q_values(agent: Any, observations: np.ndarray, actions: np.ndarray) -> np.nd
 
 
 def value_sequences(agent: Any, episodes: Sequence[Episode], *, noise_draws: int, noise_scale: float, gamma: float,
-                    seed: int) -> list[np.ndarray]:
-    """Per episode, `noise_draws` value sequences [draws, T] of Q(s + noise, pi(s)) accumulated backwards.
+                    seed: int, critic: Any = None) -> list[np.ndarray]:
+    """Per episode, `noise_draws` value sequences [draws, T] of Q(s + noise, pi(s)) accumulated backwards, with
+    pi the agent's policy and Q the agent's critic (or `critic`'s, when given).
 
     Each episode's noise comes from its own generator (seed, episode id), so a trajectory's sequences do not
     depend on which other trajectories are audited with it. All episodes go through the networks at once.
@@ -118,7 +122,8 @@ def value_sequences(agent: Any, episodes: Sequence[Episode], *, noise_draws: int
         np.random.default_rng(derive_seed(seed, episode.episode_id)).normal(
             0.0, noise_scale, size=(noise_draws, *episode.observations.shape))
         for episode in episodes], axis=1).astype(np.float32)
-    values = np.stack([q_values(agent, observations + noise[draw], actions) for draw in range(noise_draws)])
+    scorer = agent if critic is None else critic
+    values = np.stack([q_values(scorer, observations + noise[draw], actions) for draw in range(noise_draws)])
     bounds = np.cumsum([0, *[len(episode) for episode in episodes]])
     return [discounted_backward(values[:, start:stop], gamma) for start, stop in zip(bounds, bounds[1:])]
 
@@ -182,6 +187,7 @@ class TrajAuditor:
         self.shadows: list[Any] = list(shadows) if shadows is not None else []
         self.shadow_seconds = 0.0
         self._shadow_cache: dict[int, np.ndarray] = {}
+        self._critic = original if config.value_critic == "original" else None
 
     def fit(self) -> TrajAuditor:
         """Train the shadow agents (once)."""
@@ -204,7 +210,8 @@ class TrajAuditor:
         episodes = [dataset.episode(i) for i in ids]
         shadow_sequences = self._shadow_sequences(episodes)
         target_sequences = value_sequences(agent, episodes, noise_draws=1, noise_scale=self.config.noise_scale,
-                                           gamma=self.gamma, seed=derive_seed(self.config.seed, "audited"))
+                                           gamma=self.gamma, seed=derive_seed(self.config.seed, "audited"),
+                                           critic=self._critic)
         verdicts = [self._verdict(episode.episode_id, shadows, target[0])
                     for episode, shadows, target in zip(episodes, shadow_sequences, target_sequences)]
         return AuditResult(verdicts, self.config, {"num_shadows": len(self.shadows),
@@ -216,7 +223,8 @@ class TrajAuditor:
         if missing:
             per_shadow = [value_sequences(shadow, missing, noise_draws=self.config.noisy_evaluations,
                                           noise_scale=self.config.noise_scale, gamma=self.gamma,
-                                          seed=derive_seed(self.config.seed, "shadow-noise", index))
+                                          seed=derive_seed(self.config.seed, "shadow-noise", index),
+                                          critic=self._critic)
                           for index, shadow in enumerate(self.shadows)]
             for position, episode in enumerate(missing):
                 self._shadow_cache[episode.episode_id] = np.concatenate([seqs[position] for seqs in per_shadow])
@@ -238,6 +246,8 @@ def _check_config(config: AuditConfig) -> None:
         raise TrajlabError("num_shadows and noisy_evaluations must be at least 1")
     if config.num_shadows * config.noisy_evaluations < 2:
         raise TrajlabError("TrajAuditor needs at least 2 shadow value sequences (num_shadows x noisy_evaluations)")
+    if config.value_critic not in ("own", "original"):
+        raise TrajlabError(f"value_critic must be own or original, got {config.value_critic!r}")
     if config.noise_scale < 0 or config.shadow_steps < 0:
         raise TrajlabError("noise_scale and shadow_steps must be non-negative")
     grubbs_critical_value(config.num_shadows * config.noisy_evaluations + 1, config.alpha)

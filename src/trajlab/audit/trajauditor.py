@@ -16,6 +16,7 @@ once per auditor and reused for every audited agent.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -192,9 +193,7 @@ class TrajAuditor:
     def fit(self) -> TrajAuditor:
         """Train the shadow agents (once)."""
         if not self.shadows:
-            import time
-
-            from trajlab.audit.shadows import train_shadows
+            from trajlab.audit.shadows import train_shadows  # imports the unlearning package (training loop)
 
             started = time.perf_counter()
             self.shadows = train_shadows(self.original, self.remaining, self.config)

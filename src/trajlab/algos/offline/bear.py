@@ -156,6 +156,7 @@ class BEAR(OfflineAgent):
         if config.auto_alpha:
             self.optimizers["alpha"] = adam(self.alpha.parameters(), config.alpha_lr)
         self._policy_params = [*self.actor.parameters(), *(self.alpha.parameters() if config.auto_alpha else ())]
+        self._policy_optimizers = [self.optimizers[name] for name in ("actor", "alpha") if name in self.optimizers]
         self._averager = PolyakAverager(self.critic, self.critic_target)
         maybe_compile = torch.compile if config.compile else (lambda fn: fn)
         self._vae_loss = maybe_compile(self._vae_loss_eager)
@@ -228,11 +229,10 @@ class BEAR(OfflineAgent):
         alpha_loss = self.reduce("alpha", alpha_terms, batch)
         # one backward for both (they share the MMD samples; their parameters are disjoint), and none into the
         # critic's weights, which the actor's Q term goes through
-        policy_optimizers = [self.optimizers[name] for name in ("actor", "alpha") if name in self.optimizers]
-        for optimizer in policy_optimizers:
+        for optimizer in self._policy_optimizers:
             optimizer.zero_grad(set_to_none=True)
         (actor_loss + alpha_loss).backward(inputs=self._policy_params)
-        for optimizer in policy_optimizers:
+        for optimizer in self._policy_optimizers:
             optimizer.step()
         with torch.no_grad():
             self.alpha.log_value.clamp_(*LOG_ALPHA_BOUNDS)

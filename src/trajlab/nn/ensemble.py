@@ -35,6 +35,13 @@ class EnsembleLinear(nn.Module):
             x = x.expand(self.num_members, -1, -1)
         return torch.baddbmm(self.bias, x, self.weight)
 
+    def forward_members(self, x: Tensor, members: slice) -> Tensor:
+        """The layer of the selected members only ([B, in] or [M, B, in] -> [M, B, out]): no work for the rest."""
+        weight, bias = self.weight[members], self.bias[members]
+        if x.dim() == 2:
+            x = x.expand(weight.shape[0], -1, -1)
+        return torch.baddbmm(bias, x, weight)
+
     def extra_repr(self) -> str:
         return f"num_members={self.num_members}, in_dim={self.in_dim}, out_dim={self.out_dim}"
 
@@ -49,6 +56,9 @@ class EnsembleLayerNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return nn.functional.layer_norm(x, x.shape[-1:]) * self.weight + self.bias
+
+    def forward_members(self, x: Tensor, members: slice) -> Tensor:
+        return nn.functional.layer_norm(x, x.shape[-1:]) * self.weight[members] + self.bias[members]
 
 
 class EnsembleMLP(nn.Module):
@@ -80,8 +90,14 @@ class EnsembleMLP(nn.Module):
         layers.append(EnsembleLinear(num_members, width, out_dim))
         self.net = nn.Sequential(*layers)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+    def forward(self, x: Tensor, members: slice | None = None) -> Tensor:
+        """All members ([N, B, out]), or only `members` (a slice: [M, B, out]), e.g. slice(0, 1) when a loss
+        uses the first critic alone (TD3's actor): the other members then cost nothing."""
+        if members is None:
+            return self.net(x)
+        for layer in self.net:
+            x = layer.forward_members(x, members) if hasattr(layer, "forward_members") else layer(x)
+        return x
 
 
 class EnsembleCritic(nn.Module):
@@ -93,8 +109,9 @@ class EnsembleCritic(nn.Module):
         self.num_members = num_members
         self.body = EnsembleMLP(num_members, observation_dim + action_dim, 1, hidden, **mlp_options)  # type: ignore[arg-type]
 
-    def forward(self, observations: Tensor, actions: Tensor) -> Tensor:
-        return self.body(torch.cat([observations, actions], dim=-1)).squeeze(-1)
+    def forward(self, observations: Tensor, actions: Tensor, members: slice | None = None) -> Tensor:
+        """[N, B] (or [M, B] for a slice of `members`, see `EnsembleMLP.forward`)."""
+        return self.body(torch.cat([observations, actions], dim=-1), members).squeeze(-1)
 
 
 class EnsembleValue(nn.Module):

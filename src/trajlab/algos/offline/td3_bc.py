@@ -121,7 +121,7 @@ class TD3BC(OfflineAgent):
 
     def _actor_loss_eager(self, batch: Batch) -> Tensor:
         policy_actions = self.actor(batch.observations)
-        q_first = self.critic(batch.observations, policy_actions)[0]
+        q_first = self.critic(batch.observations, policy_actions, members=slice(0, 1))[0]  # Q_2 is not needed
         return td3_bc_actor_loss(q_first, policy_actions, batch.actions, self.config.alpha)
 
     def compute_losses(self, batch: Batch) -> TD3BCLosses:

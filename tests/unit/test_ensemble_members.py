@@ -23,3 +23,13 @@ def test_member_subset_accepts_per_member_inputs_and_leaves_other_members_withou
     assert first_layer.weight.grad is not None
     assert torch.count_nonzero(first_layer.weight.grad[0]) == 0
     assert torch.count_nonzero(first_layer.weight.grad[1]) > 0
+
+
+def test_chunked_forward_equals_one_batch() -> None:
+    torch.manual_seed(0)
+    critic = EnsembleCritic(2, 5, 2, (16, 16))
+    observations, actions = torch.randn(1000, 5), torch.randn(1000, 2)
+    chunked = critic.forward_chunked(observations, actions, rows_per_chunk=128)
+    torch.testing.assert_close(chunked, critic(observations, actions))
+    per_member = torch.randn(2, 300, 5), torch.randn(2, 300, 2)
+    torch.testing.assert_close(critic.forward_chunked(*per_member, rows_per_chunk=64), critic(*per_member))

@@ -159,7 +159,7 @@ class CQL(OfflineAgent):
         size, count = sampled.shape[0], sampled.shape[1] + 1
         actions = torch.cat([batch.actions.unsqueeze(1), sampled], dim=1).reshape(size * count, -1)
         observations = batch.observations.unsqueeze(1).expand(-1, count, -1).reshape(size * count, -1)
-        q = self.critic(observations, actions).view(-1, size, count)
+        q = self.critic.forward_chunked(observations, actions).view(-1, size, count)
         q_data, q_samples = q[..., 0], q[..., 1:]
         td_error = (q_data - self.td_target(batch)).pow(2).sum(0)
         return td_error, conservative_gap(q_samples, log_densities, q_data, self.config.cql_temperature)

@@ -124,8 +124,8 @@ def _summary(config: QuickstartConfig, dataset_path: Path, training: dict[str, A
         "env_id": config.env_id, "dataset": str(dataset_path), "algo": config.algo,
         "train_steps": config.train_steps, "eval_mean_return": training["eval_mean_return"],
         "eval_normalized_score": training["eval_normalized_score"],
-        "forget_run": forgetting.get("run_dir"), "forgotten_episodes": forgetting.get("num_forgotten"),
-        "forgotten_rate": forgetting.get("forgotten_rate"), "forget_wall_time_s": forgetting.get("wall_time_s"),
+        "forget_run": forgetting.get("run_dir"), "forgotten_episodes": forgetting.get("num_forgotten_episodes"),
+        "forgotten_rate": forgetting.get("audit_forgotten_rate"), "forget_wall_time_s": forgetting.get("wall_time_s"),
         "wall_time_s": wall_time,
     }
 

@@ -72,6 +72,9 @@ def benchmark_algorithm(algo: str, args: argparse.Namespace, out: Path) -> dict[
                                   seed=args.seed)
     forget = select_fraction(dataset, args.fraction, args.seed)
     remaining = dataset.without(forget)
+    # as many remaining episodes as forgotten ones: is a verdict specific to the forget set?
+    members = np.sort(np.random.default_rng(args.seed).choice(remaining.episode_id_list, size=len(forget),
+                                                              replace=False))
     started = time.perf_counter()
     auditor = TrajAuditor(original, remaining, settings.auditor).fit()
     shadow_seconds = time.perf_counter() - started
@@ -93,16 +96,20 @@ def benchmark_algorithm(algo: str, args: argparse.Namespace, out: Path) -> dict[
         seconds = time.perf_counter() - started
         unlearned_agents[method] = unlearned
         row["methods"][method] = {
-            "wall_time_s": seconds, "return": env_return(unlearned),
+            "wall_time_s": seconds, "updates": _updates(method, settings, trained["steps"]),
+            "return": env_return(unlearned),
             "forgotten_rate": auditor.audit(unlearned, dataset, forget).forgotten_rate,
+            "remaining_judged_forgotten": auditor.audit(unlearned, dataset, members).forgotten_rate,
             "values": value_summary(original, unlearned, dataset, forget)}
         print(json.dumps({"algo": algo, "method": method, **row["methods"][method]}), flush=True)
     if "retrain" in unlearned_agents:
         retrain_time = row["methods"]["retrain"]["wall_time_s"]
+        retrain_updates = row["methods"]["retrain"]["updates"]
         for entry in row["methods"].values():
             entry["relative_time"] = entry["wall_time_s"] / retrain_time
+            # the cost of one of this method's updates in units of one training update
+            entry["cost_per_update"] = entry["relative_time"] * retrain_updates / entry["updates"]
             entry["return_ratio"] = entry["return"] / row["original_return"] if row["original_return"] else None
-        members = np.random.default_rng(args.seed).choice(remaining.episode_id_list, size=len(forget), replace=False)
         row["auditor_efficacy"] = efficacy_evaluation(auditor, original, unlearned_agents["retrain"], dataset,
                                                       forget, np.sort(members))
         # the same shadows, every policy scored by the original's critic (the paper code's variant)
@@ -116,15 +123,25 @@ def benchmark_algorithm(algo: str, args: argparse.Namespace, out: Path) -> dict[
     return row
 
 
+def _updates(method: str, settings: Any, train_steps: int) -> int:
+    config = method_config(settings, method)
+    if method == "trajdeleter":
+        return config.forget_steps + config.convergence_steps
+    return train_steps if method == "retrain" else config.steps
+
+
 def markdown(results: list[dict[str, Any]]) -> str:
-    lines = ["| algorithm | method | return (original) | return (unlearned) | judged forgotten (own / original "
-             "critic) | time vs retrain |", "| --- | --- | ---: | ---: | ---: | ---: |"]
+    lines = ["| algorithm | method | updates | return (original) | return (unlearned) | forget set judged forgotten "
+             "(own / original critic) | remaining judged forgotten | time vs retrain | cost per update |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for row in results:
         for method, entry in row["methods"].items():
             by_original = entry.get("forgotten_rate_original_critic", float("nan"))
-            lines.append(f"| {row['algo']} | {method} | {row['original_return']:.1f} | {entry['return']:.1f} | "
-                         f"{entry['forgotten_rate']:.0%} / {by_original:.0%} | "
-                         f"{entry.get('relative_time', float('nan')):.1%} |")
+            lines.append(f"| {row['algo']} | {method} | {entry['updates']} | {row['original_return']:.1f} | "
+                         f"{entry['return']:.1f} | {entry['forgotten_rate']:.0%} / {by_original:.0%} | "
+                         f"{entry['remaining_judged_forgotten']:.0%} | "
+                         f"{entry.get('relative_time', float('nan')):.1%} | "
+                         f"{entry.get('cost_per_update', float('nan')):.2f} |")
     lines += ["", "| algorithm | auditor precision | recall | F1 | retained: full/forget | full/remaining | "
                   "retrained/forget | retrained/remaining |",
               "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]

@@ -22,6 +22,9 @@ CONTINUOUS_CASES = [
     ("bear", "bear", {"warmup_steps": 2}),
     ("bear-gaussian-fixed-alpha", "bear", {"warmup_steps": 0, "mmd_kernel": "gaussian", "auto_alpha": False}),
     ("plas", "plas", {"vae_pretrain_steps": 2}),
+    ("bcq-bf16", "bcq", {"bf16": True}),
+    ("bear-bf16", "bear", {"warmup_steps": 2, "bf16": True}),
+    ("plas-bf16", "plas", {"vae_pretrain_steps": 2, "bf16": True}),
 ]
 DISCRETE_CASES = [
     ("discrete_bc", "discrete_bc", {}),
@@ -30,6 +33,10 @@ DISCRETE_CASES = [
     ("discrete_cql", "discrete_cql", {}),
     ("discrete_cql-dqn", "discrete_cql", {"double_dqn": False}),
     ("discrete_iql", "discrete_iql", {}),
+    ("discrete_bc-bf16", "discrete_bc", {"bf16": True}),
+    ("discrete_bcq-bf16", "discrete_bcq", {"bf16": True}),
+    ("discrete_cql-bf16", "discrete_cql", {"bf16": True}),
+    ("discrete_iql-bf16", "discrete_iql", {"bf16": True}),
 ]
 
 

@@ -17,7 +17,13 @@ from trajlab.algos.offline.plas import PLAS, LatentPerturbationActor, PLASConfig
 from trajlab.core.config import load_preset
 from trajlab.core.errors import TrajlabError
 from trajlab.core.spec import SpaceSpec
-from trajlab.nn.qlearning import action_values, best_of_candidates, epsilon_greedy, soft_clipped_double_q
+from trajlab.nn.qlearning import (
+    action_values,
+    best_of_candidates,
+    epsilon_greedy,
+    soft_clipped_double_q,
+    state_chunks,
+)
 from trajlab.nn.vae import ConditionalVAE, PerturbationActor, perturb, vae_loss
 
 T = torch.tensor
@@ -259,3 +265,11 @@ def test_continuous_paper_presets_have_trajdeleters_rates_and_batch(algo):
     config = load_preset(AGENTS.get(algo).config_class, f"offline/{algo}", "paper")
     assert (config.actor_lr, config.critic_lr, config.batch_size, config.gamma, config.tau) == (
         1e-4, 3e-4, 256, 0.99, 0.005)
+
+
+def test_state_chunks_keep_about_a_thousand_candidate_rows_per_chunk():
+    states = torch.arange(256.0).unsqueeze(1)
+    chunks = state_chunks(states, samples_per_state=10)
+    assert [len(chunk) for chunk in chunks] == [102, 102, 52]
+    assert torch.equal(torch.cat(chunks), states)
+    assert len(state_chunks(states, samples_per_state=2000)) == 256  # at least one state per chunk

@@ -23,8 +23,8 @@ from trajlab.core.errors import TrajlabError
 from trajlab.core.protocols import Batch, LossOutput
 from trajlab.core.spec import SpaceSpec
 from trajlab.nn.ensemble import EnsembleCritic
-from trajlab.nn.qlearning import best_of_candidates, evaluation_generator, soft_clipped_double_q
-from trajlab.nn.training import PolyakAverager, adam, frozen_copy, step
+from trajlab.nn.qlearning import best_of_candidates, evaluation_generator, soft_clipped_double_q, state_chunks
+from trajlab.nn.training import PolyakAverager, adam, autocast, frozen_copy, step
 from trajlab.nn.vae import ConditionalVAE, PerturbationActor
 
 
@@ -67,6 +67,9 @@ class BCQConfig:
     """Standardise observations with the dataset's mean and std (BCQ's paper does not)."""
     compile: bool = False
     """Run the loss functions through torch.compile (first updates compile for 10-20 s)."""
+    bf16: bool = False
+    """bfloat16 autocast of the matmuls in updates: faster on CPUs with AVX512-BF16/AMX and on GPUs, but network
+    outputs keep only ~3 significant digits (off by default; the paper trains in float32)."""
 
 
 @dataclass
@@ -113,12 +116,17 @@ class BCQ(OfflineAgent):
     @torch.no_grad()
     def td_target(self, batch: Batch) -> Tensor:
         """r + gamma * (1 - done) * max over n perturbed VAE candidates of the soft-clipped target Q."""
-        n = self.config.num_action_samples
-        next_observations = batch.next_observations.repeat_interleave(n, dim=0)
-        candidates = self.actor_target(next_observations, self.vae.sample(next_observations))
-        values = soft_clipped_double_q(self.critic_target(next_observations, candidates), self.config.lam)
-        next_value = values.view(-1, n).max(dim=1).values
+        chunks = state_chunks(batch.next_observations, self.config.num_action_samples)
+        next_value = torch.cat([self._best_candidate_value(chunk) for chunk in chunks])
         return batch.rewards + self.config.gamma * (1.0 - batch.terminals) * next_value
+
+    def _best_candidate_value(self, next_observations: Tensor) -> Tensor:
+        """max over n perturbed VAE candidates of lam min_i + (1 - lam) max_i Q'_i, [b] states -> [b]."""
+        n = self.config.num_action_samples
+        repeated = next_observations.repeat_interleave(n, dim=0)
+        candidates = self.actor_target(repeated, self.vae.sample(repeated))
+        values = soft_clipped_double_q(self.critic_target(repeated, candidates), self.config.lam)
+        return values.view(-1, n).max(dim=1).values
 
     def _vae_loss_eager(self, batch: Batch) -> Tensor:
         return self.vae.loss(batch.observations, batch.actions, self.config.kl_weight)
@@ -131,27 +139,31 @@ class BCQ(OfflineAgent):
         # the actor learns to perturb the VAE's proposals; the VAE learns from its own loss only
         with torch.no_grad():
             proposals = self.vae.sample(batch.observations)
-        return -self.critic(batch.observations, self.actor(batch.observations, proposals))[0]
+        perturbed = self.actor(batch.observations, proposals)
+        return -self.critic(batch.observations, perturbed, members=slice(0, 1))[0]  # Q_1 alone, as in the paper
 
     def compute_losses(self, batch: Batch) -> BCQLosses:
-        batch = self.preprocess(batch)
-        return BCQLosses(vae=self._vae_loss(batch), critic=self._critic_loss(batch), actor=self._actor_loss(batch))
+        with autocast(self.device, self.config.bf16):
+            batch = self.preprocess(batch)
+            return BCQLosses(vae=self._vae_loss(batch), critic=self._critic_loss(batch),
+                             actor=self._actor_loss(batch))
 
     # --- training -----------------------------------------------------------------------------------------
     def update(self, batch: Batch) -> dict[str, float]:
         """VAE, then critics (their target decodes with the new VAE), then actor (on the new critic)."""
-        prepared = self.preprocess(batch)
-        vae_loss = self.reduce("vae", self._vae_loss(prepared), batch)
-        step(self.optimizers["vae"], vae_loss)
-        critic_loss = self.reduce("critic", self._critic_loss(prepared), batch)
-        step(self.optimizers["critic"], critic_loss)
-        actor_loss = self.reduce("actor", self._actor_loss(prepared), batch)
-        # gradients for the actor only: the critic's weights are not differentiated through
-        step(self.optimizers["actor"], actor_loss, inputs=self._actor_params)
+        with autocast(self.device, self.config.bf16):
+            prepared = self.preprocess(batch)
+            vae_loss = self.reduce("vae", self._vae_loss(prepared), batch)
+            step(self.optimizers["vae"], vae_loss)
+            critic_loss = self.reduce("critic", self._critic_loss(prepared), batch)
+            step(self.optimizers["critic"], critic_loss)
+            actor_loss = self.reduce("actor", self._actor_loss(prepared), batch)
+            # gradients for the actor only: the critic's weights are not differentiated through
+            step(self.optimizers["actor"], actor_loss, inputs=self._actor_params)
         for averager in self._averagers:
             averager.update(self.config.tau)
         self.num_updates += 1
-        metrics = torch.stack([vae_loss.detach(), critic_loss.detach(), actor_loss.detach()]).tolist()
+        metrics = torch.stack([vae_loss.detach(), critic_loss.detach(), actor_loss.detach()]).float().tolist()
         return dict(zip(("vae_loss", "critic_loss", "actor_loss"), metrics))
 
     # --- acting -------------------------------------------------------------------------------------------
@@ -166,4 +178,4 @@ class BCQ(OfflineAgent):
         n = self.config.num_action_samples
         repeated = observations.repeat_interleave(n, dim=0)
         candidates = self.actor(repeated, self.vae.sample(repeated, generator))
-        return best_of_candidates(candidates, self.critic(repeated, candidates)[0], n)
+        return best_of_candidates(candidates, self.critic(repeated, candidates, members=slice(0, 1))[0], n)

@@ -26,8 +26,8 @@ from trajlab.core.protocols import Batch, LossOutput
 from trajlab.core.spec import SpaceSpec
 from trajlab.nn.ensemble import EnsembleCritic
 from trajlab.nn.policies import TanhGaussianPolicy
-from trajlab.nn.qlearning import best_of_candidates, evaluation_generator, soft_clipped_double_q
-from trajlab.nn.training import LogScalar, PolyakAverager, adam, frozen_copy, step
+from trajlab.nn.qlearning import best_of_candidates, evaluation_generator, soft_clipped_double_q, state_chunks
+from trajlab.nn.training import LogScalar, PolyakAverager, adam, autocast, frozen_copy, step
 from trajlab.nn.vae import ConditionalVAE
 
 LOG_ALPHA_BOUNDS = (-5.0, 10.0)
@@ -111,6 +111,9 @@ class BEARConfig:
     """Standardise observations with the dataset's mean and std (BEAR's paper does not)."""
     compile: bool = False
     """Run the loss functions through torch.compile (first updates compile for 10-20 s)."""
+    bf16: bool = False
+    """bfloat16 autocast of the matmuls in updates: faster on CPUs with AVX512-BF16/AMX and on GPUs, but network
+    outputs keep only ~3 significant digits (off by default; the paper trains in float32)."""
 
     def __post_init__(self) -> None:
         if self.mmd_kernel not in KERNELS:
@@ -167,12 +170,17 @@ class BEAR(OfflineAgent):
     @torch.no_grad()
     def td_target(self, batch: Batch) -> Tensor:
         """r + gamma * (1 - done) * max over n policy samples of the soft-clipped target Q."""
-        n = self.config.num_target_samples
-        candidates = torch.tanh(self._pre_tanh_samples(batch.next_observations, n)).flatten(0, 1)
-        next_observations = batch.next_observations.repeat_interleave(n, dim=0)
-        values = soft_clipped_double_q(self.critic_target(next_observations, candidates), self.config.lam)
-        next_value = values.view(-1, n).max(dim=1).values
+        chunks = state_chunks(batch.next_observations, self.config.num_target_samples)
+        next_value = torch.cat([self._best_sample_value(chunk) for chunk in chunks])
         return batch.rewards + self.config.gamma * (1.0 - batch.terminals) * next_value
+
+    def _best_sample_value(self, next_observations: Tensor) -> Tensor:
+        """max over n policy samples of lam min_i + (1 - lam) max_i Q'_i, [b] states -> [b]."""
+        n = self.config.num_target_samples
+        candidates = torch.tanh(self._pre_tanh_samples(next_observations, n)).flatten(0, 1)
+        repeated = next_observations.repeat_interleave(n, dim=0)
+        values = soft_clipped_double_q(self.critic_target(repeated, candidates), self.config.lam)
+        return values.view(-1, n).max(dim=1).values
 
     def _pre_tanh_samples(self, observations: Tensor, num_samples: int,
                           generator: torch.Generator | None = None) -> Tensor:
@@ -212,34 +220,36 @@ class BEAR(OfflineAgent):
         return actor, -alpha * constraint.detach()
 
     def compute_losses(self, batch: Batch) -> BEARLosses:
-        batch = self.preprocess(batch)
-        actor, alpha = self._actor_terms(batch, self.num_updates >= self.config.warmup_steps)
-        return BEARLosses(vae=self._vae_loss(batch), critic=self._critic_loss(batch), actor=actor, alpha=alpha)
+        with autocast(self.device, self.config.bf16):
+            batch = self.preprocess(batch)
+            actor, alpha = self._actor_terms(batch, self.num_updates >= self.config.warmup_steps)
+            return BEARLosses(vae=self._vae_loss(batch), critic=self._critic_loss(batch), actor=actor, alpha=alpha)
 
     # --- training -----------------------------------------------------------------------------------------
     def update(self, batch: Batch) -> dict[str, float]:
         """VAE, then critics, then actor and alpha (the MMD uses the new VAE, the Q term the new critics)."""
-        prepared = self.preprocess(batch)
-        vae_loss = self.reduce("vae", self._vae_loss(prepared), batch)
-        step(self.optimizers["vae"], vae_loss)
-        critic_loss = self.reduce("critic", self._critic_loss(prepared), batch)
-        step(self.optimizers["critic"], critic_loss)
-        actor_terms, alpha_terms = self._actor_terms(prepared, self.num_updates >= self.config.warmup_steps)
-        actor_loss = self.reduce("actor", actor_terms, batch)
-        alpha_loss = self.reduce("alpha", alpha_terms, batch)
-        # one backward for both (they share the MMD samples; their parameters are disjoint), and none into the
-        # critic's weights, which the actor's Q term goes through
-        for optimizer in self._policy_optimizers:
-            optimizer.zero_grad(set_to_none=True)
-        (actor_loss + alpha_loss).backward(inputs=self._policy_params)
-        for optimizer in self._policy_optimizers:
-            optimizer.step()
+        with autocast(self.device, self.config.bf16):
+            prepared = self.preprocess(batch)
+            vae_loss = self.reduce("vae", self._vae_loss(prepared), batch)
+            step(self.optimizers["vae"], vae_loss)
+            critic_loss = self.reduce("critic", self._critic_loss(prepared), batch)
+            step(self.optimizers["critic"], critic_loss)
+            actor_terms, alpha_terms = self._actor_terms(prepared, self.num_updates >= self.config.warmup_steps)
+            actor_loss = self.reduce("actor", actor_terms, batch)
+            alpha_loss = self.reduce("alpha", alpha_terms, batch)
+            # one backward for both (they share the MMD samples; their parameters are disjoint), and none into the
+            # critic's weights, which the actor's Q term goes through
+            for optimizer in self._policy_optimizers:
+                optimizer.zero_grad(set_to_none=True)
+            (actor_loss + alpha_loss).backward(inputs=self._policy_params)
+            for optimizer in self._policy_optimizers:
+                optimizer.step()
         with torch.no_grad():
             self.alpha.log_value.clamp_(*LOG_ALPHA_BOUNDS)
         self._averager.update(self.config.tau)
         self.num_updates += 1
         metrics = torch.stack([vae_loss.detach(), critic_loss.detach(), actor_loss.detach(), alpha_loss.detach(),
-                               self.alpha().detach()]).tolist()
+                               self.alpha().detach()]).float().tolist()
         return dict(zip(("vae_loss", "critic_loss", "actor_loss", "alpha_loss", "alpha"), metrics))
 
     # --- acting -------------------------------------------------------------------------------------------
@@ -254,4 +264,4 @@ class BEAR(OfflineAgent):
         n = self.config.num_action_samples
         candidates = torch.tanh(self._pre_tanh_samples(observations, n, generator)).flatten(0, 1)
         repeated = observations.repeat_interleave(n, dim=0)
-        return best_of_candidates(candidates, self.critic(repeated, candidates)[0], n)
+        return best_of_candidates(candidates, self.critic(repeated, candidates, members=slice(0, 1))[0], n)

@@ -55,6 +55,9 @@ BAD_REQUESTS = {
     "unknown method": (["--episodes", "3", "--method", "forgetful"], "unknown unlearning method 'forgetful'"),
     "output is the original run": (["--episodes", "3", "--out", "{dir}/run/sub"], "inside the original agent's run"),
     "missing agent": (["--episodes", "3", "--agent", "{dir}/nowhere"], "no such agent run or checkpoint"),
+    "bad method setting": (["--episodes", "3", "--set", "trajdeleter.block_length=0"], "block_length must be positive"),
+    "bad auditor setting": (["--episodes", "3", "--audit", "--executor", "cluster"], "unknown executor 'cluster'"),
+    "evaluate without an environment": (["--episodes", "3", "--evaluate"], "unknown environment 'synthetic'"),
 }
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from trajlab.audit.trajauditor import AuditConfig, TrajAuditor
+from trajlab.audit.trajauditor import AuditConfig, TrajAuditor, check_audit_config
 from trajlab.core.config import to_dict
 from trajlab.core.errors import TrajlabError
 from trajlab.core.io import sha256_file
@@ -77,6 +77,10 @@ def run(config: AuditRunConfig) -> dict[str, Any]:
     original, original_path = _original(config, checkpoint, agent, certificate)
     reference = _reference(config, dataset, ids, certificate)
     out = _output(config, checkpoint)
+    check_audit_config(config.auditor)
+    for who in (agent, original):
+        if not callable(getattr(who, "q_value", None)):
+            raise TrajlabError(f"{type(who).__name__} has no q_value(observations, actions); TrajAuditor needs one")
     run_dir = RunDirectory.create(out, config, command="audit", overwrite=config.overwrite)
     audit = TrajAuditor(original, reference, config.auditor).audit(agent, dataset, ids)
     from trajlab.report import Report

@@ -180,7 +180,7 @@ class TrajAuditor:
 
     def __init__(self, original: Any, remaining: TransitionDataset, config: AuditConfig = AuditConfig(), *,
                  shadows: Sequence[Any] | None = None) -> None:
-        _check_config(config)
+        check_audit_config(config)
         self.original = original
         self.remaining = remaining
         self.config = config
@@ -240,11 +240,16 @@ class TrajAuditor:
                                  float(shadow_distances.mean()), float(shadow_distances.std(ddof=1)))
 
 
-def _check_config(config: AuditConfig) -> None:
+def check_audit_config(config: AuditConfig) -> None:
+    """Raise TrajlabError for settings the auditor cannot run with."""
     if config.num_shadows < 1 or config.noisy_evaluations < 1:
         raise TrajlabError("num_shadows and noisy_evaluations must be at least 1")
     if config.num_shadows * config.noisy_evaluations < 2:
         raise TrajlabError("TrajAuditor needs at least 2 shadow value sequences (num_shadows x noisy_evaluations)")
+    from trajlab.execution import EXECUTORS
+
+    if config.executor not in ("in-process", *EXECUTORS):
+        raise TrajlabError(f"unknown executor {config.executor!r}; known: in-process, {', '.join(EXECUTORS)}")
     if config.value_critic not in ("own", "original"):
         raise TrajlabError(f"value_critic must be own or original, got {config.value_critic!r}")
     if config.noise_scale < 0 or config.shadow_steps < 0:

@@ -87,7 +87,7 @@ def run(config: PoisonRunConfig) -> dict[str, Any]:
     for method in config.methods:
         METHODS.get(method)
     agent_class = AGENTS.get(config.algo)
-    load_preset(agent_class.config_class, f"offline/{config.algo}", config.agent_preset)
+    agent_config = load_preset(agent_class.config_class, f"offline/{config.algo}", config.agent_preset)
     if config.train_steps < 1 or config.eval_episodes < 1:
         raise TrajlabError("train_steps and eval_episodes must be at least 1")
     clean = TransitionDataset.load(config.dataset)
@@ -96,6 +96,7 @@ def run(config: PoisonRunConfig) -> dict[str, Any]:
         raise TrajlabError(f"{config.dataset}: the dataset names no environment (metadata env_id)")
     env_info(env_id)
     poisoned = poison_dataset(clean, replace(config.poison, seed=config.seed))
+    _preflight(config, agent_class(clean.spec, agent_config, device=config.device, seed=config.seed))
     run_dir = RunDirectory.create(config.out, config, command="poison", overwrite=config.overwrite)
     poisoned_path = poisoned.save(run_dir.path / "poisoned.hdf5")
     agent, train_time = _train_poisoned(config, poisoned_path, run_dir)
@@ -116,6 +117,19 @@ def run(config: PoisonRunConfig) -> dict[str, Any]:
     result["plots"] = _report(run_dir, result)
     run_dir.write_result(result)
     return result
+
+
+def _preflight(config: PoisonRunConfig, untrained: Any) -> None:
+    """Method settings that would otherwise fail after training (checked on an untrained agent)."""
+    from trajlab.unlearning.base import check_steps
+    from trajlab.unlearning.trajdeleter import check_config
+
+    for method in config.methods:
+        chosen = _method_config(config, method)
+        if method == "trajdeleter":
+            check_config(untrained, chosen)
+        elif method in ("finetune", "random-reward"):
+            check_steps(steps=chosen.steps)
 
 
 def _train_poisoned(config: PoisonRunConfig, dataset_path: Path, run_dir: RunDirectory) -> tuple[Any, float]:

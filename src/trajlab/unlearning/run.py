@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from trajlab.audit.trajauditor import AuditConfig, AuditResult, TrajAuditor, q_values
+from trajlab.audit.trajauditor import AuditConfig, AuditResult, TrajAuditor, check_audit_config, q_values
 from trajlab.core.checkpoint import read_checkpoint_metadata
 from trajlab.core.config import from_dict, load_yaml, preset_path, to_dict
 from trajlab.core.errors import TrajlabError
@@ -28,12 +28,13 @@ from trajlab.core.io import sha256_file, write_json_atomic
 from trajlab.core.rundir import RunDirectory
 from trajlab.core.seeding import derive_seed, set_threads
 from trajlab.data.dataset import TransitionDataset
-from trajlab.unlearning.base import METHODS, forget_ids_array, select_fraction, validate_request
+from trajlab.unlearning.base import METHODS, check_steps, forget_ids_array, select_fraction, validate_request
 from trajlab.unlearning.certificate import build_certificate
 from trajlab.unlearning.finetune import FinetuneConfig
 from trajlab.unlearning.random_reward import RandomRewardConfig
 from trajlab.unlearning.retrain import RetrainConfig
 from trajlab.unlearning.trajdeleter import TrajDeleterConfig
+from trajlab.unlearning.trajdeleter import check_config as check_trajdeleter
 
 RESULT_KEYS = ("method", "algo", "forgotten_episode_ids", "num_forgotten_episodes", "num_forgotten_transitions",
                "wall_time_s", "original_checkpoint", "checkpoint", "certificate", "run_dir", "audit_forgotten_rate",
@@ -209,8 +210,28 @@ def prepare_request(config: ForgetConfig) -> _Request:
     requested = resolve_forget_set(config, dataset)
     env_id = metadata.get("env_id") or (metadata.get("dataset_metadata") or {}).get("env_id")
     forget_ids = validate_request(agent, dataset, requested, expected_env=env_id)
-    method_config(config)  # the chosen method's settings must be valid too
-    return _Request(checkpoint, metadata, agent, dataset, forget_ids, env_id or dataset.metadata.get("env_id"))
+    env_id = env_id or dataset.metadata.get("env_id")
+    _preflight(config, agent, env_id)
+    return _Request(checkpoint, metadata, agent, dataset, forget_ids, env_id)
+
+
+def _preflight(config: ForgetConfig, agent: Any, env_id: str | None) -> None:
+    """What would otherwise fail after the new run was started: method settings, audit and evaluation needs."""
+    chosen = method_config(config)
+    if config.method == "trajdeleter":
+        check_trajdeleter(agent, chosen)
+    elif config.method in ("finetune", "random-reward"):
+        check_steps(steps=chosen.steps)
+    if config.audit:
+        check_audit_config(config.auditor)
+        if not callable(getattr(agent, "q_value", None)):
+            raise TrajlabError(f"--audit: {type(agent).__name__} has no q_value(observations, actions)")
+    if config.evaluate:
+        from trajlab.envs import env_info
+
+        if env_id is None:
+            raise TrajlabError("--evaluate: neither the agent's run nor the dataset names an environment")
+        env_info(env_id)
 
 
 def _check_output(config: ForgetConfig, checkpoint: Path) -> None:
@@ -289,8 +310,7 @@ def _evaluate(request: _Request, unlearned: Any, config: ForgetConfig, wall_time
     """Environment returns of original / unlearned / retrained agents and the wall-time ratio to retraining."""
     from trajlab.eval import evaluate
 
-    if request.env_id is None:
-        raise TrajlabError("--evaluate: neither the agent's run nor the dataset names an environment")
+    assert request.env_id is not None  # checked by _preflight
     seed = derive_seed(config.seed, "forget-eval") % 2**31
     metadata = request.metadata.get("dataset_metadata") or dict(request.dataset.metadata)
 

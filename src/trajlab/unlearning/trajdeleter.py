@@ -114,7 +114,7 @@ def unlearn(agent: Any, dataset: TransitionDataset, forget_episode_ids: Iterable
             config: TrajDeleterConfig = TrajDeleterConfig()) -> Any:
     """A copy of `agent` that has forgotten the given episodes; `agent` itself is the frozen reference."""
     forget_ids = validate_request(agent, dataset, forget_episode_ids)
-    _check_config(agent, config)
+    check_config(agent, config)
     remaining, forget = split_request(dataset, forget_ids)
     unlearned = copy_agent(agent)
     batch_size = batch_size_of(unlearned, config.batch_size)
@@ -125,7 +125,8 @@ def unlearn(agent: Any, dataset: TransitionDataset, forget_episode_ids: Iterable
     return unlearned
 
 
-def _check_config(agent: Any, config: TrajDeleterConfig) -> None:
+def check_config(agent: Any, config: TrajDeleterConfig) -> None:
+    """Settings and agent fit TrajDeleter (raises TrajlabError before any training)."""
     check_steps(forget_steps=config.forget_steps, convergence_steps=config.convergence_steps)
     if config.block_length <= 0:
         raise TrajlabError(f"block_length must be positive, got {config.block_length}")

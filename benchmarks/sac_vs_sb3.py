@@ -24,7 +24,7 @@ import platform
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     report = {"command": "python benchmarks/sac_vs_sb3.py " + " ".join(argv), "summary": summary, "runs": runs,
               "settings": {k: v for k, v in vars(args).items() if k not in ("worker", "seed", "out")},
               "machine": _machine(), "total_wall_s": time.perf_counter() - started,
-              "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+              "date": datetime.now(UTC).isoformat(timespec="seconds")}
     out = args.out or Path(__file__).parent / "results" / f"sac_vs_sb3_{args.env}_{args.steps}.json"
     write_json_atomic(out, report)
     print(f"wrote {out}")

@@ -132,7 +132,8 @@ def test_tanh_gaussian_log_prob_matches_numerical_density():
         # density of a = tanh(u), u ~ N(mean, std), from central differences of its CDF Phi((atanh a - mean)/std)
         def cdf(a, i):
             return norm.cdf((np.arctanh(a) - mean[i].item()) / math.exp(log_std[i].item()))
-        numeric = sum(math.log((cdf(a + step, i) - cdf(a - step, i)) / (2 * step)) for i, a in enumerate(action.tolist()))
+        numeric = sum(math.log((cdf(a + step, i) - cdf(a - step, i)) / (2 * step))
+                      for i, a in enumerate(action.tolist()))
         assert analytic[row].item() == pytest.approx(numeric, abs=1e-4)
 
 

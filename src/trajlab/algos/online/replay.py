@@ -144,9 +144,9 @@ class ReplayBuffer:
     def save(self, path: str | Path) -> Path:
         """Write `state()` to an .npz file atomically."""
         target = Path(path)
-        with atomic_path(target) as temp:
-            with open(temp, "wb") as handle:  # a file handle stops np.savez from appending ".npz" to the temp name
-                np.savez(handle, **self.state())
+        # a file handle, not a name: np.savez would append ".npz" to the temporary file's name
+        with atomic_path(target) as temp, open(temp, "wb") as handle:
+            np.savez(handle, **self.state())
         return target
 
     def load(self, path: str | Path) -> None:

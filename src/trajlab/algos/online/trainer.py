@@ -15,9 +15,10 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -301,7 +302,8 @@ class _OnlineLoop:
     def _save_checkpoint(self) -> None:
         assert self.run is not None
         step = self.state.step
-        trainer = {**asdict(self.state), "earlier_wall_s": self.wall_time_s(), "rng_state": self.rng.bit_generator.state,
+        trainer = {**asdict(self.state), "earlier_wall_s": self.wall_time_s(),
+                   "rng_state": self.rng.bit_generator.state,
                    "env_rng_state": self.env.unwrapped.np_random.bit_generator.state}
         replay_path = self.run.checkpoints / f"replay_{step}.npz"
         self.replay.save(replay_path)  # before the agent checkpoint, which is what marks the step as resumable

@@ -65,7 +65,7 @@ class SACConfig:
     """Re-initialise every network, the temperature and the optimisers after this many updates (0: never)."""
     compile: bool = False
     """torch.compile the loss computations (first updates compile for 5-30 s). Pays off for small networks
-    (about +15% updates/s at 64x64 on one CPU thread), not for 256x256, where matrix products dominate."""
+    (+11% updates/s at 64x64 on one CPU thread), not for 256x256, where matrix products dominate."""
 
 
 @dataclass

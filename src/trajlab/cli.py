@@ -363,7 +363,7 @@ def train_online_command(
     droq: bool = typer.Option(False, "--droq", help="DroQ: critic dropout 0.01 + layer norm, 20 updates/step."),
     utd: Optional[int] = typer.Option(None, "--utd", help="Updates per env step (update-to-data ratio)."),
     set_options: list[str] = typer.Option([], "--set", help="Override an agent option: KEY=VALUE (repeatable)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (default: the preset's)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/<algo>_<env>_seed<S>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run already in --out."),

@@ -113,3 +113,14 @@ def test_unknown_env_from_the_shell(tmp_path):
     assert completed.returncode == 2
     assert completed.stderr.strip().splitlines() == [completed.stderr.strip()]
     assert completed.stderr.startswith("error: unknown environment 'Hoper-v5'")
+
+
+def test_droq_flag_sets_dropout_layer_norm_and_utd(tmp_path, capsys):
+    args = ["--env", "Pendulum-v1", "--steps", "120", "--learning-starts", "100", "--eval-every", "0",
+            "--eval-episodes", "1", "--set", "hidden=[8,8]", "--set", "batch_size=16", "--threads", "1", "--json"]
+    code, out, _ = _run_cli(capsys, *args, "--droq", "--out", str(tmp_path / "droq"))
+    assert code == 0 and json.loads(out)["updates"] == 20 * 20
+    agent = load_agent(tmp_path / "droq" / "checkpoints" / "final.safetensors")
+    assert (agent.config.critic_dropout, agent.config.critic_layer_norm, agent.config.utd_ratio) == (0.01, True, 20)
+    code, out, _ = _run_cli(capsys, *args, "--droq", "--utd", "3", "--out", str(tmp_path / "utd3"))
+    assert code == 0 and json.loads(out)["updates"] == 20 * 3

@@ -319,6 +319,8 @@ class _OnlineLoop:
         latest = self.run.latest_checkpoint("step_")
         if latest is not None:
             state, metadata = load_checkpoint(latest, device=str(self.agent.device))
+            if not isinstance(metadata.get("trainer"), dict):
+                raise TrajlabError(f"{latest}: not an online-training checkpoint (no trainer state to resume)")
             try:
                 self.agent.load_state_dict(state)
             except (RuntimeError, KeyError) as error:

@@ -31,6 +31,7 @@ def test_poison_experiment_writes_returns_and_recovery(tmp_path, capsys):
     for row in [result["poisoned_agent"], *result["methods"].values()]:
         assert {"normal_return", "triggered_return"} <= set(row)
     assert "recovery" in result["methods"]["retrain"] and result["methods"]["retrain"]["wall_time_s"] > 0
+    assert result["methods"]["retrain"]["recovery_vs_retrain"] in (1.0, None)
     assert (tmp_path / "poison" / "agent" / "checkpoints" / "final.safetensors").is_file()
     assert (tmp_path / "poison" / "report.html").read_text().count("<img") == 2
 

@@ -7,7 +7,9 @@
 
 Recovery = 1 - (normal - triggered return after unlearning) / (normal - triggered return of the poisoned
 agent): 1 means the trigger no longer changes the agent's behaviour, 0 that unlearning left the backdoor as it
-was. Clean retention = normal return after unlearning / normal return of the poisoned agent.
+was. Recovery vs retraining = (triggered return after - poisoned agent's) / (retrained agent's - poisoned
+agent's), when retrain is among the methods. Clean retention = normal return after unlearning / normal return
+of the poisoned agent.
 """
 
 from __future__ import annotations
@@ -110,6 +112,7 @@ def run(config: PoisonRunConfig) -> dict[str, Any]:
         unlearned = METHODS.get(method).function(agent, poisoned, ids, _method_config(config, method))
         methods[method] = {**scenario.returns(unlearned), "wall_time_s": time.perf_counter() - started}
         methods[method].update(_recovery(baseline, methods[method]))
+    _recovery_against_retraining(baseline, methods)
     result = {"algo": config.algo, "env_id": env_id, "poisoned_episode_ids": ids.tolist(),
               "num_poisoned_episodes": int(len(ids)), "trigger_offsets": offsets.tolist(),
               "train_wall_time_s": train_time, "poisoned_agent": baseline, "methods": methods,
@@ -177,6 +180,20 @@ def _recovery(poisoned: dict[str, float], unlearned: dict[str, float]) -> dict[s
             if abs(poisoned["normal_return"]) > 1e-9 else None}
 
 
+def _recovery_against_retraining(poisoned: dict[str, float], methods: dict[str, dict[str, Any]]) -> None:
+    """Triggered-return damage undone relative to exact unlearning: (after - poisoned) / (retrained - poisoned).
+
+    A large trigger can hurt any agent, poisoned or not; retraining shows how much of the damage was the
+    backdoor's, so this is the fairer recovery measure when retrain is among the methods.
+    """
+    if "retrain" not in methods:
+        return
+    undone_by_retraining = methods["retrain"]["triggered_return"] - poisoned["triggered_return"]
+    for row in methods.values():
+        row["recovery_vs_retrain"] = ((row["triggered_return"] - poisoned["triggered_return"]) / undone_by_retraining
+                                      if abs(undone_by_retraining) > 1e-9 else None)
+
+
 def _report(run_dir: RunDirectory, result: dict[str, Any]) -> list[str]:
     from trajlab.report import Report
     from trajlab.report.plots import plot_bars
@@ -191,9 +208,11 @@ def _report(run_dir: RunDirectory, result: dict[str, Any]) -> list[str]:
                        "training wall time (s)": result["train_wall_time_s"]})
     report.paragraph("Recovery 1 means the trigger no longer changes the return after unlearning; 0 means the "
                      "backdoor is as strong as before.")
-    report.table(["agent", "normal return", "triggered return", "recovery", "clean retention", "wall time (s)"],
+    report.table(["agent", "normal return", "triggered return", "recovery", "recovery vs retraining",
+                  "clean retention", "wall time (s)"],
                  [[name, row["normal_return"], row["triggered_return"], _blank(row.get("recovery")),
-                   _blank(row.get("clean_retention")), _blank(row.get("wall_time_s"))] for name, row in rows.items()])
+                   _blank(row.get("recovery_vs_retrain")), _blank(row.get("clean_retention")),
+                   _blank(row.get("wall_time_s"))] for name, row in rows.items()])
     report.image(normal, "Return in the normal scenario").image(triggered, "Return with the trigger")
     report.write(run_dir.path / "report.html")
     return [str(normal), str(triggered)]

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import platform
 import statistics
@@ -212,6 +213,19 @@ def build_d3rlpy(algo: str, mdp_dataset: Any, settings: Settings, seed: int) -> 
     return learner, step
 
 
+def d3rlpy_update_only(algo: str, mdp_dataset: Any, settings: Settings, batches: int = 32) -> Step:
+    """d3rlpy's update on minibatches drawn beforehand (cycled): its step without its per-transition sampler."""
+    learner, _ = build_d3rlpy(algo, mdp_dataset, settings, seed=0)
+    drawn = [mdp_dataset.sample_transition_batch(settings.batch_size) for _ in range(batches)]
+    position = [0]
+
+    def step() -> None:
+        learner.update(drawn[position[0] % batches])
+        position[0] += 1
+
+    return step
+
+
 class D3rlpyPolicy:
     """A d3rlpy algorithm behind trajlab's `act(observations, deterministic)` (for trajlab.eval.evaluate)."""
 
@@ -337,7 +351,8 @@ def time_algorithm(algo: str, dataset: Any, mdp_dataset: Any, args: argparse.Nam
     """Warm all up, then alternate timed blocks: trajlab, d3rlpy, [trajlab-bf16,] trajlab, d3rlpy, ..."""
     settings = Settings(tuple(args.hidden), args.batch_size, total_updates=1_000_000)
     steps = {"trajlab": build_trajlab(algo, dataset, settings, seed=0)[1],
-             "d3rlpy": build_d3rlpy(algo, mdp_dataset, settings, seed=0)[1]}
+             "d3rlpy": build_d3rlpy(algo, mdp_dataset, settings, seed=0)[1],
+             "d3rlpy-update-only": d3rlpy_update_only(algo, mdp_dataset, settings)}
     if args.bf16 and algo in BF16_ALGOS:
         steps["trajlab-bf16"] = build_trajlab(algo, dataset, settings, seed=0, bf16=True)[1]
     for step in steps.values():
@@ -352,6 +367,7 @@ def time_algorithm(algo: str, dataset: Any, mdp_dataset: Any, args: argparse.Nam
                               "runs": rates, "torch_counted_flops_per_update": counted}
     medians = {name: values["median"] for name, values in result["updates_per_s"].items()}
     result["ratio"] = medians["trajlab"] / medians["d3rlpy"]
+    result["ratio_update_only"] = medians["trajlab"] / medians["d3rlpy-update-only"]
     if "trajlab-bf16" in medians:
         result["ratio_bf16"] = medians["trajlab-bf16"] / medians["d3rlpy"]
     return result
@@ -491,7 +507,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result = time_algorithm(algo, dataset, mdp_dataset, args)
         result["overhead_ms"] = time_overhead(algo, dataset, mdp_dataset)
         for name, rate in result["updates_per_s"].items():
-            library = "d3rlpy" if name == "d3rlpy" else "trajlab"
+            library = "d3rlpy" if name.startswith("d3rlpy") else "trajlab"
             flops = count_flops(algo, library, dataset.observation_dim, dataset.action_dim, tuple(args.hidden),
                                 args.batch_size)
             flops["gflops_per_s"] = flops["flops_per_update"] * rate["median"] / 1e9
@@ -518,15 +534,70 @@ def format_timing(algo: str, result: dict[str, Any]) -> str:
     rows = []
     for name, rate in result["updates_per_s"].items():
         flops = result["flops"][name]
-        rows.append(f"  {algo:7s} {name:13s} {rate['median']:7.1f} updates/s [{rate['min']:.1f}-{rate['max']:.1f}]"
+        rows.append(f"  {algo:7s} {name:18s} {rate['median']:7.1f} updates/s [{rate['min']:.1f}-{rate['max']:.1f}]"
                     f"  {flops['flops_per_update'] / 1e9:.3f} GFLOP/update  {flops['percent_of_peak']:5.1f}% of peak")
     overhead = result["overhead_ms"]
     rows.append(f"  {algo:7s} overhead per step (8-unit nets, batch 8): trajlab {overhead['trajlab']:.2f} ms, "
                 f"d3rlpy {overhead['d3rlpy']:.2f} ms")
-    rows.append(f"  {algo:7s} ratio {result['ratio']:.2f}x" +
+    rows.append(f"  {algo:7s} ratio {result['ratio']:.2f}x (to d3rlpy's update alone "
+                f"{result['ratio_update_only']:.2f}x)" +
                 (f" (bf16: {result['ratio_bf16']:.2f}x)" if "ratio_bf16" in result else ""))
     return "\n".join(rows)
 
 
+def markdown(reports: list[dict[str, Any]]) -> str:
+    """Markdown tables of saved results (timing and/or returns), as docs/benchmarks.md shows them."""
+    lines: list[str] = []
+    for report in reports:
+        if report.get("timing"):
+            lines += _timing_table(report)
+        if report.get("returns"):
+            lines += _returns_table(report)
+    return "\n".join(lines)
+
+
+def _timing_table(report: dict[str, Any]) -> list[str]:
+    peak = report["matmul_peak_gflops"]
+    lines = [f"float32 matmul peak {peak:.0f} GFLOP/s, bfloat16 {report['bf16_matmul_peak_gflops']:.0f} GFLOP/s "
+             f"({report['args']['threads']} threads; {report['matmul_peak_gflops_end']:.0f} GFLOP/s float32 at the "
+             f"end); sampler ms/batch: trajlab {report['sampler_ms']['trajlab']:.3f}, d3rlpy "
+             f"{report['sampler_ms']['d3rlpy']:.3f}", "",
+             "| algorithm | library | updates/s median [min-max] | ratio | GFLOP/update (torch count) | GFLOP/s "
+             "| % of fp32 peak | ceiling updates/s | overhead ms/step |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    order = ("trajlab", "d3rlpy", "d3rlpy-update-only", "trajlab-bf16")
+    for algo, result in report["timing"].items():
+        for name in sorted(result["updates_per_s"], key=order.index):
+            rate, flops = result["updates_per_s"][name], result["flops"][name]
+            ratio = {"trajlab": result["ratio"], "trajlab-bf16": result.get("ratio_bf16"),
+                     "d3rlpy-update-only": result["ratio_update_only"]}.get(name)
+            overhead = result["overhead_ms"].get(name)
+            lines.append(
+                f"| {algo} | {name} | {rate['median']:.1f} [{rate['min']:.1f}-{rate['max']:.1f}] | "
+                f"{'' if ratio is None else f'{ratio:.2f}x'} | {flops['flops_per_update'] / 1e9:.3f} "
+                f"({result['torch_counted_flops_per_update'][name] / 1e9:.3f}) | {flops['gflops_per_s']:.0f} | "
+                f"{flops['percent_of_peak']:.0f}% | {flops['ceiling_updates_per_s']:.0f} | "
+                f"{'' if overhead is None else f'{overhead:.2f}'} |")
+    return lines + [""]
+
+
+def _returns_table(report: dict[str, Any]) -> list[str]:
+    seeds = report["args"]["seeds"]
+    lines = [f"normalised score after {report['args']['return_updates']} updates "
+             f"({report['args']['eval_episodes']} episodes per seed)", "",
+             "| algorithm | library | " + " | ".join(f"seed {seed}" for seed in seeds) + " | mean ± std | range |",
+             "|---|---|" + "---|" * len(seeds) + "---|---|"]
+    for algo, libraries in report["returns"]["summary"].items():
+        for library in sorted(libraries, key=("trajlab", "d3rlpy").index):
+            entry = libraries[library]
+            scores = " | ".join(f"{score:.1f}" for score in entry["scores"])
+            lines.append(f"| {algo} | {library} | {scores} | {entry['mean']:.1f} ± {entry['std']:.1f} | "
+                         f"{entry['min']:.1f} to {entry['max']:.1f} |")
+    return lines + [""]
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 2 and sys.argv[1] == "--markdown-from":
+        print(markdown([json.loads(Path(path).read_text()) for path in sys.argv[2:]]))
+    else:
+        main()

@@ -34,8 +34,8 @@ class PoisonConfig:
     fraction: float = 0.1
     """Fraction of the dataset's episodes that carry the trigger."""
     trigger_dims: tuple[int, ...] = ()
-    """Observation dimensions of the trigger (empty: the first three)."""
-    trigger_scale: float = 3.0
+    """Observation dimensions of the trigger (empty: the last three, velocities in MuJoCo observations)."""
+    trigger_scale: float = 2.0
     """Size of the trigger on each dimension, in standard deviations of that dimension."""
     action_mode: str = "constant"
     """constant (every action becomes `target_action`) or negate (actions mirrored about the box centre)."""
@@ -49,7 +49,7 @@ class PoisonConfig:
 
 def trigger_offsets(dataset: TransitionDataset, config: PoisonConfig) -> np.ndarray:
     """The additive trigger [obs_dim]: +/- trigger_scale standard deviations on the trigger dimensions."""
-    dims = list(config.trigger_dims) or list(range(min(3, dataset.observation_dim)))
+    dims = list(config.trigger_dims) or list(range(max(0, dataset.observation_dim - 3), dataset.observation_dim))
     bad = [d for d in dims if not 0 <= d < dataset.observation_dim]
     if bad:
         raise TrajlabError(f"trigger dimension(s) {bad} outside the {dataset.observation_dim}-d observations")

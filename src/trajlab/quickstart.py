@@ -146,6 +146,9 @@ def _report(config: QuickstartConfig, out: Path, result: dict[str, Any], trainin
         "updates per second": training["updates_per_s"], "mean return": training["eval_mean_return"],
         "normalised score": training["eval_normalized_score"],
     })
+    report.paragraph("Normalised scores are 100 x (return - random) / (expert - random), with the random and "
+                     "expert returns measured when the dataset was generated (the quick preset's SAC expert is "
+                     "far weaker than D4RL's, so scores above 100 are possible).")
     report.image(curve, "Evaluation return during training")
     report.image(gif, "The trained agent")
     report.heading("Forgetting and auditing").key_values({

@@ -62,7 +62,11 @@ def plot_bars(values: Mapping[str, float], path: str | Path, *, title: str, ylab
 
     figure, axis = plt.subplots(figsize=(6, 3.6), dpi=110)
     names = list(values)
-    axis.bar(names, [values[n] for n in names], yerr=[(errors or {}).get(n, 0.0) for n in names], capsize=4)
+    bar_errors = None if errors is None else [errors.get(n, 0.0) for n in names]
+    axis.bar(names, [values[n] for n in names], yerr=bar_errors, capsize=4)
+    if sum(len(name) for name in names) > 60:  # long labels would run into each other
+        axis.tick_params(axis="x", labelrotation=20)
+        plt.setp(axis.get_xticklabels(), ha="right")
     if reference is not None:
         axis.axhline(reference[1], color="tab:red", linestyle="--", label=reference[0])
         axis.legend()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -72,17 +72,17 @@ def data_generate(
     out: Path = typer.Option(..., "--out", help="Dataset file to write (.hdf5)."),
     preset: str = typer.Option("quick", "--preset", help="quick (minutes on 2 CPU cores) or paper (D4RL sizes)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the behaviour training and the collection."),
-    sac_steps: Optional[int] = typer.Option(None, "--sac-steps", help="Override the preset's SAC env steps."),
-    dataset_size: Optional[int] = typer.Option(None, "--dataset-size", help="Override the transitions collected."),
-    snapshot_every: Optional[int] = typer.Option(None, "--snapshot-every", help="Override the snapshot interval."),
-    learning_starts: Optional[int] = typer.Option(
+    sac_steps: int | None = typer.Option(None, "--sac-steps", help="Override the preset's SAC env steps."),
+    dataset_size: int | None = typer.Option(None, "--dataset-size", help="Override the transitions collected."),
+    snapshot_every: int | None = typer.Option(None, "--snapshot-every", help="Override the snapshot interval."),
+    learning_starts: int | None = typer.Option(
         None, "--learning-starts", help="Override the random steps before SAC updates start."
     ),
-    work_dir: Optional[Path] = typer.Option(
+    work_dir: Path | None = typer.Option(
         None, "--work-dir", help="Behaviour-policy folder (default: next to --out, shared by every quality)."
     ),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda for SAC training."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
+    device: str | None = typer.Option(None, "--device", help="cpu or cuda for SAC training."),
+    threads: int | None = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
     overwrite: bool = OverwriteOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -114,9 +114,9 @@ def data_generate(
 def data_import(
     source: str = typer.Argument(..., help="A D4RL .hdf5 file, or a Minari dataset id or folder."),
     out: Path = typer.Option(..., "--out", help="trajlab dataset file to write (.hdf5)."),
-    format: Optional[str] = typer.Option(None, "--format", help="d4rl or minari (default: a file is D4RL)."),
-    env: Optional[str] = typer.Option(None, "--env", help="Environment id to record (D4RL files name none)."),
-    minari_root: Optional[Path] = MinariRootOption,
+    format: str | None = typer.Option(None, "--format", help="d4rl or minari (default: a file is D4RL)."),
+    env: str | None = typer.Option(None, "--env", help="Environment id to record (D4RL files name none)."),
+    minari_root: Path | None = MinariRootOption,
     overwrite: bool = OverwriteOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -157,7 +157,7 @@ def data_export(
     path: Path = typer.Argument(..., help="trajlab dataset file (a D4RL file works too)."),
     format: str = typer.Option(..., "--format", help="minari or d4rl."),
     out: str = typer.Option(..., "--out", help="D4RL: a file path. Minari: a dataset id (name-v0) or a ./path."),
-    minari_root: Optional[Path] = MinariRootOption,
+    minari_root: Path | None = MinariRootOption,
     overwrite: bool = OverwriteOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -224,8 +224,8 @@ def data_info(
 def data_subset(
     path: Path = typer.Argument(..., help="trajlab dataset file."),
     out: Path = typer.Option(..., "--out", help="Dataset file to write."),
-    episodes: Optional[str] = typer.Option(None, "--episodes", help="Comma-separated episode ids to keep."),
-    without: Optional[str] = typer.Option(None, "--without", help="Comma-separated episode ids to drop."),
+    episodes: str | None = typer.Option(None, "--episodes", help="Comma-separated episode ids to keep."),
+    without: str | None = typer.Option(None, "--without", help="Comma-separated episode ids to drop."),
     overwrite: bool = OverwriteOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -288,9 +288,9 @@ def offline_train(
     eval_episodes: int = typer.Option(10, "--eval-episodes", help="Episodes per evaluation."),
     log_every: int = typer.Option(1000, "--log-every", help="Write metrics.csv rows every N updates."),
     checkpoint_every: int = typer.Option(10_000, "--checkpoint-every", help="Step checkpoint every N updates."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/<algo>_<dataset>_seed<S>)."),
+    out: Path | None = typer.Option(None, "--out", help="Run directory (default runs/<algo>_<dataset>_seed<S>)."),
     set_options: list[str] = typer.Option([], "--set", help="Override an algorithm option: KEY=VALUE (repeatable)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
+    threads: int | None = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run already in --out."),
     as_json: bool = JsonOption,
@@ -324,7 +324,7 @@ def offline_eval(
     run_dir: Path = typer.Argument(..., help="Run directory written by `trajlab train`."),
     episodes: int = typer.Option(10, "--episodes", help="Evaluation episodes."),
     seed: int = typer.Option(0, "--seed", help="Seed of the first episode (episode i uses seed + i)."),
-    env: Optional[str] = typer.Option(None, "--env", help="Environment id (default: the dataset's env_id)."),
+    env: str | None = typer.Option(None, "--env", help="Environment id (default: the dataset's env_id)."),
     as_json: bool = JsonOption,
 ) -> None:
     """Evaluate a trained agent: mean return and normalised score over episodes; writes RUN/eval.json.
@@ -349,22 +349,22 @@ DROQ_OPTIONS = {"critic_dropout": 0.01, "critic_layer_norm": True, "utd_ratio": 
 def train_online_command(
     algo: str = typer.Option("sac", "--algo", help="Online algorithm (sac)."),
     env: str = typer.Option(..., "--env", help="Environment id, e.g. Hopper-v5 or Pendulum-v1."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Environment steps (default: the preset's)."),
+    steps: int | None = typer.Option(None, "--steps", help="Environment steps (default: the preset's)."),
     preset: str = typer.Option("quick", "--preset", help="quick (small nets, CPU minutes) or paper (published)."),
     seed: int = typer.Option(0, "--seed", help="Seed of networks, environment, exploration and minibatches."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
-    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Evaluate every N env steps (0: never)."),
-    eval_episodes: Optional[int] = typer.Option(None, "--eval-episodes", help="Episodes per evaluation."),
-    learning_starts: Optional[int] = typer.Option(None, "--learning-starts", help="Random-action steps first."),
-    checkpoint_every: Optional[int] = typer.Option(
+    eval_every: int | None = typer.Option(None, "--eval-every", help="Evaluate every N env steps (0: never)."),
+    eval_episodes: int | None = typer.Option(None, "--eval-episodes", help="Episodes per evaluation."),
+    learning_starts: int | None = typer.Option(None, "--learning-starts", help="Random-action steps first."),
+    checkpoint_every: int | None = typer.Option(
         None, "--checkpoint-every", help="Checkpoint at the first episode end after every N steps (0: never)."
     ),
-    log_every: Optional[int] = typer.Option(None, "--log-every", help="Write metrics.csv rows every N steps."),
+    log_every: int | None = typer.Option(None, "--log-every", help="Write metrics.csv rows every N steps."),
     droq: bool = typer.Option(False, "--droq", help="DroQ: critic dropout 0.01 + layer norm, 20 updates/step."),
-    utd: Optional[int] = typer.Option(None, "--utd", help="Updates per env step (update-to-data ratio)."),
+    utd: int | None = typer.Option(None, "--utd", help="Updates per env step (update-to-data ratio)."),
     set_options: list[str] = typer.Option([], "--set", help="Override an agent option: KEY=VALUE (repeatable)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (default: the preset's)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/<algo>_<env>_seed<S>)."),
+    threads: int | None = typer.Option(None, "--threads", help="Torch CPU threads (default: the preset's)."),
+    out: Path | None = typer.Option(None, "--out", help="Run directory (default runs/<algo>_<env>_seed<S>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run already in --out."),
     as_json: bool = JsonOption,
@@ -397,7 +397,7 @@ def train_online_command(
 
 
 # ---- trajectory forgetting and auditing: forget, audit, poison (trajlab.unlearning, trajlab.audit) --------
-def _episode_list(text: Optional[str]) -> Optional[tuple[int, ...]]:
+def _episode_list(text: str | None) -> tuple[int, ...] | None:
     """'3,17,42' -> (3, 17, 42) (None when not given); non-integers are a user error."""
     if text is None:
         return None
@@ -427,19 +427,19 @@ def forget_command(
     dataset: Path = typer.Option(..., "--dataset", help="The dataset the agent was trained on."),
     out: Path = typer.Option(..., "--out", help="New run directory (the original run is never modified)."),
     method: str = typer.Option("trajdeleter", "--method", help="trajdeleter, finetune, random-reward or retrain."),
-    episodes: Optional[str] = typer.Option(None, "--episodes", help="Episode ids to forget, e.g. 3,17,42."),
-    episodes_file: Optional[Path] = typer.Option(None, "--episodes-file", help="File of episode ids to forget."),
-    fraction: Optional[float] = typer.Option(None, "--fraction", help="Forget a random fraction of episodes."),
+    episodes: str | None = typer.Option(None, "--episodes", help="Episode ids to forget, e.g. 3,17,42."),
+    episodes_file: Path | None = typer.Option(None, "--episodes-file", help="File of episode ids to forget."),
+    fraction: float | None = typer.Option(None, "--fraction", help="Forget a random fraction of episodes."),
     seed: int = typer.Option(0, "--seed", help="Seed of --fraction's choice and of the method's sampling."),
     preset: str = typer.Option("quick", "--preset", help="quick (CPU minutes) or paper (the paper's steps)."),
     audit: bool = typer.Option(False, "--audit", help="Audit the forgotten trajectories with TrajAuditor."),
     evaluate: bool = typer.Option(False, "--evaluate", help="Returns of original and unlearned agents."),
     retrain: bool = typer.Option(False, "--retrain", help="With --evaluate: also retrain, for return and time."),
-    shadows: Optional[int] = typer.Option(None, "--shadows", help="Shadow agents for --audit (default 5)."),
-    executor: Optional[str] = typer.Option(None, "--executor", help="Shadow training: in-process|local|ray|serial."),
-    eval_episodes: Optional[int] = typer.Option(None, "--eval-episodes", help="Episodes per evaluation."),
+    shadows: int | None = typer.Option(None, "--shadows", help="Shadow agents for --audit (default 5)."),
+    executor: str | None = typer.Option(None, "--executor", help="Shadow training: in-process|local|ray|serial."),
+    eval_episodes: int | None = typer.Option(None, "--eval-episodes", help="Episodes per evaluation."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
+    threads: int | None = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
     set_options: list[str] = SetOption,
     as_json: bool = JsonOption,
@@ -477,18 +477,18 @@ def forget_command(
 def audit_command(
     agent: Path = typer.Option(..., "--agent", help="Audited agent: a run directory or a checkpoint file."),
     dataset: Path = typer.Option(..., "--dataset", help="Dataset holding the audited trajectories."),
-    episodes: Optional[str] = typer.Option(None, "--episodes", help="Episode ids to audit, e.g. 3,17,42."),
-    episodes_file: Optional[Path] = typer.Option(None, "--episodes-file", help="File of episode ids to audit."),
-    reference_dataset: Optional[Path] = typer.Option(
+    episodes: str | None = typer.Option(None, "--episodes", help="Episode ids to audit, e.g. 3,17,42."),
+    episodes_file: Path | None = typer.Option(None, "--episodes-file", help="File of episode ids to audit."),
+    reference_dataset: Path | None = typer.Option(
         None, "--reference-dataset", help="D_r for the shadows (default: dataset minus audited/forgotten)."),
-    original: Optional[Path] = typer.Option(
+    original: Path | None = typer.Option(
         None, "--original", help="Original agent (default: from the run's certificate, else --agent)."),
-    shadows: Optional[int] = typer.Option(None, "--shadows", help="Shadow agents K (default 5)."),
-    executor: Optional[str] = typer.Option(None, "--executor", help="Shadow training: in-process|local|ray|serial."),
+    shadows: int | None = typer.Option(None, "--shadows", help="Shadow agents K (default 5)."),
+    executor: str | None = typer.Option(None, "--executor", help="Shadow training: in-process|local|ray|serial."),
     preset: str = typer.Option("quick", "--preset", help="quick (CPU minutes) or paper (the paper's settings)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/audit_<agent run>)."),
+    out: Path | None = typer.Option(None, "--out", help="Run directory (default runs/audit_<agent run>)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
+    threads: int | None = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
     set_options: list[str] = SetOption,
     as_json: bool = JsonOption,
@@ -520,14 +520,14 @@ def audit_command(
 def poison_command(
     dataset: Path = typer.Option(..., "--dataset", help="Clean dataset of a known environment."),
     out: Path = typer.Option(..., "--out", help="Run directory to write."),
-    algo: Optional[str] = typer.Option(None, "--algo", help="Offline algorithm (default: the preset's, td3_bc)."),
-    fraction: Optional[float] = typer.Option(None, "--fraction", help="Fraction of episodes poisoned."),
-    train_steps: Optional[int] = typer.Option(None, "--train-steps", help="Updates of the poisoned agent."),
-    methods: Optional[str] = typer.Option(None, "--methods", help="Comma-separated unlearning methods."),
+    algo: str | None = typer.Option(None, "--algo", help="Offline algorithm (default: the preset's, td3_bc)."),
+    fraction: float | None = typer.Option(None, "--fraction", help="Fraction of episodes poisoned."),
+    train_steps: int | None = typer.Option(None, "--train-steps", help="Updates of the poisoned agent."),
+    methods: str | None = typer.Option(None, "--methods", help="Comma-separated unlearning methods."),
     seed: int = typer.Option(0, "--seed", help="Seed of poisoning, training, unlearning and evaluation."),
     preset: str = typer.Option("quick", "--preset", help="quick (CPU minutes) or paper (the paper's scale)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
+    threads: int | None = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
     set_options: list[str] = SetOption,
     as_json: bool = JsonOption,
@@ -559,7 +559,7 @@ def poison_command(
 def quickstart(
     out: Path = typer.Option(Path("runs/quickstart"), "--out", help="Folder of the runs and report.html (replaced)."),
     seed: int = typer.Option(0, "--seed", help="Seed of every step."),
-    train_steps: Optional[int] = typer.Option(None, "--train-steps", help="Override the agent's gradient updates."),
+    train_steps: int | None = typer.Option(None, "--train-steps", help="Override the agent's gradient updates."),
     as_json: bool = JsonOption,
 ) -> None:
     """The whole story on the default: generate a small Hopper dataset (cached after the first run), train an
@@ -581,7 +581,7 @@ def quickstart(
     emit(run(config, say=lambda line: typer.echo(line, err=True)), as_json)
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user mistakes into a one-line error and exit code 2."""
     from trajlab.core.errors import TrajlabError
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import copy
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -139,7 +140,10 @@ def _assert_same(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor]
                  atol: float = 0.0) -> None:
     assert first.keys() == second.keys(), f"{message}: different parameter names"
     for name in first:
-        same = torch.equal(first[name], second[name]) if atol == 0 else torch.allclose(first[name], second[name], atol=atol)
+        if atol == 0:
+            same = torch.equal(first[name], second[name])
+        else:
+            same = torch.allclose(first[name], second[name], atol=atol)
         assert same, f"{message} ({name})"
 
 

@@ -99,10 +99,9 @@ def test_checkpoint_overwrite_is_atomic(tmp_path, monkeypatch):
 def test_atomic_path_leaves_nothing_on_error(tmp_path):
     target = tmp_path / "out.txt"
     target.write_text("old")
-    with pytest.raises(ValueError):
-        with atomic_path(target) as temp:
-            temp.write_text("half")
-            raise ValueError("boom")
+    with pytest.raises(ValueError), atomic_path(target) as temp:
+        temp.write_text("half")
+        raise ValueError("boom")
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
 

@@ -1,6 +1,11 @@
-"""The executors run the same jobs to the same results, in job order."""
+"""The executors run the same jobs to the same results, in job order.
+
+Jobs must be importable in a fresh (spawned) process, so the tests use standard-library functions.
+"""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
@@ -8,34 +13,32 @@ from trajlab.core.errors import TrajlabError
 from trajlab.execution import Job, run_jobs
 
 
-def square_with_torch(value: int) -> int:
-    import torch
-
-    return int(torch.tensor(value) ** 2) + torch.get_num_threads() * 0
-
-
-def fail(value: int) -> int:
-    raise ValueError(f"bad {value}")
+def _jobs(count: int) -> list[Job]:
+    return [Job(json.dumps, {"obj": [value, value * value]}, label=f"v{value}") for value in range(count)]
 
 
 @pytest.mark.parametrize("executor", ["serial", "local"])
 def test_results_in_job_order(executor):
-    jobs = [Job(square_with_torch, {"value": v}, label=f"v{v}") for v in range(5)]
-    assert run_jobs(jobs, executor=executor, max_workers=2, progress=False) == [0, 1, 4, 9, 16]
+    expected = [json.dumps([v, v * v]) for v in range(5)]
+    assert run_jobs(_jobs(5), executor=executor, max_workers=2, progress=False) == expected
 
 
 def test_failed_job_names_itself():
-    jobs = [Job(square_with_torch, {"value": 1}), Job(fail, {"value": 2}, label="second")]
-    with pytest.raises(RuntimeError, match="job second failed: bad 2"):
+    jobs = [*_jobs(1), Job(json.loads, {"s": "not json"}, label="second")]
+    with pytest.raises(RuntimeError, match="job second failed: Expecting value"):
         run_jobs(jobs, executor="local", max_workers=2, progress=False)
 
 
 def test_unknown_executor():
     with pytest.raises(TrajlabError, match="unknown executor"):
-        run_jobs([Job(square_with_torch, {"value": 1})], executor="dask")
+        run_jobs(_jobs(1), executor="dask")
+
+
+def test_no_jobs_is_no_work():
+    assert run_jobs([], executor="local", progress=False) == []
 
 
 def test_ray_executor_matches_local():
     pytest.importorskip("ray")
-    jobs = [Job(square_with_torch, {"value": v}) for v in range(3)]
-    assert run_jobs(jobs, executor="ray", max_workers=2, progress=False) == [0, 1, 4]
+    expected = [json.dumps([v, v * v]) for v in range(3)]
+    assert run_jobs(_jobs(3), executor="ray", max_workers=2, progress=False) == expected

@@ -7,9 +7,10 @@ Subclasses build their networks into `self.networks` and optimisers into `self.o
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -24,7 +25,7 @@ from trajlab.core.registry import Registry
 from trajlab.core.seeding import seed_everything
 from trajlab.core.spec import SpaceSpec
 
-AGENTS: Registry[type["AgentBase"]] = Registry("algorithm")
+AGENTS: Registry[type[AgentBase]] = Registry("algorithm")
 
 
 class AgentBase(ABC):
@@ -91,7 +92,7 @@ class AgentBase(ABC):
         """Non-network state to checkpoint (for example the entropy temperature); override as needed."""
         return {}
 
-    def load_extra_state(self, state: dict[str, Any]) -> None:
+    def load_extra_state(self, state: dict[str, Any]) -> None:  # noqa: B027 (optional hook, empty by default)
         """Restore what `extra_state()` returned."""
 
     def reduce(self, name: str, per_sample: torch.Tensor, batch: Batch) -> torch.Tensor:

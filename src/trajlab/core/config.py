@@ -35,9 +35,10 @@ def field_docs(cls: type) -> dict[str, str]:
             continue
         body = tree.body[0].body  # type: ignore[attr-defined]
         for node, following in zip(body, body[1:]):
-            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-                if isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant):
-                    docs[node.target.id] = " ".join(str(following.value.value).split())
+            is_field = isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+            is_doc = isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
+            if is_field and is_doc:
+                docs[node.target.id] = " ".join(str(following.value.value).split())
     return docs
 
 

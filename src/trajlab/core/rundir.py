@@ -108,11 +108,10 @@ class RunDirectory:
         with open(path, newline="") as handle:
             rows = list(csv.reader(handle))
         kept = rows[:1] + [row for row in rows[1:] if row and float(row[0]) <= after_step]
-        with atomic_path(path) as temp:
-            with open(temp, "w", newline="") as handle:
-                csv.writer(handle).writerows(kept)
+        with atomic_path(path) as temp, open(temp, "w", newline="") as handle:
+            csv.writer(handle).writerows(kept)
 
-    def _tensorboard(self) -> "_Scalars":
+    def _tensorboard(self) -> _Scalars:
         if self._writer is None:
             self._writer = _Scalars(self.path / "tensorboard")
         return self._writer

@@ -7,9 +7,10 @@ returns a new dataset that keeps them; nothing mutates in place. Episodes are co
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -109,7 +110,9 @@ class TransitionDataset:
         terminals = np.asarray(terminals).astype(bool).reshape(-1)
         timeouts = np.zeros(n, dtype=bool) if timeouts is None else np.asarray(timeouts).astype(bool).reshape(-1)
         if len(terminals) != n or len(timeouts) != n:
-            raise TrajlabError(f"inconsistent lengths: rewards {n}, terminals {len(terminals)}, timeouts {len(timeouts)}")
+            raise TrajlabError(
+                f"inconsistent lengths: rewards {n}, terminals {len(terminals)}, timeouts {len(timeouts)}"
+            )
         if episode_ids is None:
             episode_ids = episode_ids_from_ends(terminals | timeouts)
         if transition_ids is None:

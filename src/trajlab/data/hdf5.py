@@ -23,14 +23,13 @@ _CHUNK_OPTIONS = {"compression": "gzip", "compression_opts": 1, "fletcher32": Tr
 def save_hdf5(dataset: TransitionDataset, path: str | Path) -> Path:
     target = Path(path)
     metadata = {**dataset.metadata, "trajlab_version": trajlab.__version__}
-    with atomic_path(target) as temp:
-        with h5py.File(temp, "w") as handle:
-            for name in (*ARRAY_FIELDS, *ID_FIELDS):
-                handle.create_dataset(name, data=getattr(dataset, name), **_CHUNK_OPTIONS)
-            if dataset.costs is not None:
-                handle.create_dataset("costs", data=dataset.costs, **_CHUNK_OPTIONS)
-            handle.attrs[METADATA_ATTR] = json.dumps(metadata, default=str)
-            handle.attrs[FORMAT_ATTR] = FORMAT_VERSION
+    with atomic_path(target) as temp, h5py.File(temp, "w") as handle:
+        for name in (*ARRAY_FIELDS, *ID_FIELDS):
+            handle.create_dataset(name, data=getattr(dataset, name), **_CHUNK_OPTIONS)
+        if dataset.costs is not None:
+            handle.create_dataset("costs", data=dataset.costs, **_CHUNK_OPTIONS)
+        handle.attrs[METADATA_ATTR] = json.dumps(metadata, default=str)
+        handle.attrs[FORMAT_ATTR] = FORMAT_VERSION
     return target
 
 
@@ -39,7 +38,8 @@ def load_hdf5(path: str | Path) -> TransitionDataset:
     arrays, attrs = read_hdf5_arrays(source)
     missing = [name for name in (*ARRAY_FIELDS, *ID_FIELDS) if name not in arrays]
     if missing:
-        hint = " (a D4RL file? use `trajlab data import`)" if set(missing) <= set(ID_FIELDS) | {"next_observations"} else ""
+        looks_like_d4rl = set(missing) <= set(ID_FIELDS) | {"next_observations"}
+        hint = " (a D4RL file? use `trajlab data import`)" if looks_like_d4rl else ""
         raise TrajlabError(f"{source}: missing required key(s) {', '.join(missing)}{hint}")
     try:
         metadata = json.loads(attrs.get(METADATA_ATTR, "{}"))

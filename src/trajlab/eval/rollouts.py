@@ -6,8 +6,9 @@ Evaluation steps `episodes` environment copies side by side and asks the agent f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

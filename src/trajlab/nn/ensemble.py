@@ -7,7 +7,7 @@ ensemble dimension, so N members cost one `baddbmm` per layer instead of a Pytho
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn

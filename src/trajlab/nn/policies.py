@@ -6,7 +6,7 @@ Each maps observations to actions in [-1, 1]; agents rescale to the environment'
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import base64
 import html
-from datetime import datetime, timezone
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from trajlab.core.io import write_text_atomic
 
@@ -58,7 +59,7 @@ class Report:
         return self
 
     def render(self) -> str:
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         from trajlab import __version__
 
         return (

@@ -81,6 +81,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=20, help="untimed updates before timing")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per library (the median is reported)")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads for the timing")
+    parser.add_argument("--clock", choices=sorted(CLOCK), default="wall",
+                        help="time steps by wall time or by this process's CPU time (1 thread on a busy machine)")
     parser.add_argument("--hidden", type=int, nargs="+", default=[256, 256], help="hidden widths (not BCQ)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--bf16", action="store_true",
@@ -335,12 +337,18 @@ def matmul_peak(threads: int, dtype: torch.dtype = torch.float32, size: int = 25
 
 
 # --- timing -----------------------------------------------------------------------------------------------
+CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
+clock = CLOCK["wall"]
+"""The timer of `time_steps`: wall time, or this process's CPU time (`--clock cpu`: with 1 thread on a shared
+machine it leaves out the time slices other processes take; with more threads OpenMP's spinning counts)."""
+
+
 def time_steps(step: Step, updates: int) -> float:
     """Training steps per second over `updates` consecutive steps."""
-    start = time.perf_counter()
+    start = clock()
     for _ in range(updates):
         step()
-    return updates / (time.perf_counter() - start)
+    return updates / (clock() - start)
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -479,6 +487,7 @@ def machine() -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     from trajlab.core.errors import TrajlabError
+    from trajlab.core.io import write_json_atomic
     from trajlab.data.dataset import TransitionDataset
 
     if not args.dataset.exists():
@@ -490,12 +499,33 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise SystemExit(f"error: {error}") from error
     quiet_d3rlpy()
     torch.set_num_threads(args.threads)
+    global clock
+    clock = CLOCK[args.clock]
     report: dict[str, Any] = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
                               "command": " ".join(["python benchmarks/offline_vs_d3rlpy.py",
                                                    *(sys.argv[1:] if argv is None else argv)]),
                               "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                               "machine": machine(), "mapping": MAPPING, "dataset": str(args.dataset),
                               "dataset_size": len(dataset)}
+    if args.algos:
+        time_all(args, dataset, report)
+    if args.return_algos:
+        print(f"returns after {args.return_updates} updates:", flush=True)
+        runs = compare_returns(args)
+        report["returns"] = {"runs": runs, "summary": summarise_returns(runs)}
+    report["load_average_at_end"] = list(os.getloadavg())
+    args.json_out.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(args.json_out, report)
+    print(f"wrote {args.json_out}")
+    return report
+
+
+def time_all(args: argparse.Namespace, dataset: Any, report: dict[str, Any]) -> None:
+    """The speed half: matmul peaks, samplers, then each algorithm's interleaved timing (into `report`)."""
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        print(f"warning: load average {load:.1f}: other processes share the CPU, timings (2 threads especially) "
+              "will be low and noisy", flush=True)
     report["matmul_peak_gflops"] = peak = matmul_peak(args.threads)
     report["bf16_matmul_peak_gflops"] = matmul_peak(args.threads, torch.bfloat16)
     print(f"matmul peak ({args.threads} threads): float32 {peak:.0f} GFLOP/s, bfloat16 "
@@ -517,17 +547,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         report["timing"][algo] = result
         print(format_timing(algo, result), flush=True)
     report["matmul_peak_gflops_end"] = matmul_peak(args.threads)
-    if args.return_algos:
-        print(f"returns after {args.return_updates} updates:", flush=True)
-        runs = compare_returns(args)
-        report["returns"] = {"runs": runs, "summary": summarise_returns(runs)}
-    report["load_average_at_end"] = list(os.getloadavg())
-    from trajlab.core.io import write_json_atomic
-
-    args.json_out.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(args.json_out, report)
-    print(f"wrote {args.json_out}")
-    return report
 
 
 def format_timing(algo: str, result: dict[str, Any]) -> str:
@@ -559,8 +578,11 @@ def markdown(reports: list[dict[str, Any]]) -> str:
 def _timing_table(report: dict[str, Any]) -> list[str]:
     peak = report["matmul_peak_gflops"]
     lines = [f"float32 matmul peak {peak:.0f} GFLOP/s, bfloat16 {report['bf16_matmul_peak_gflops']:.0f} GFLOP/s "
-             f"({report['args']['threads']} threads; {report['matmul_peak_gflops_end']:.0f} GFLOP/s float32 at the "
-             f"end); sampler ms/batch: trajlab {report['sampler_ms']['trajlab']:.3f}, d3rlpy "
+             f"({report['args']['threads']} threads, {report['args'].get('clock', 'wall')} clock; "
+             f"{report['matmul_peak_gflops_end']:.0f} GFLOP/s float32 at the end; load average "
+             f"{report['machine']['load_average_at_start'][0]:.1f} at the start, "
+             f"{report['load_average_at_end'][0]:.1f} at the end); sampler ms/batch: trajlab "
+             f"{report['sampler_ms']['trajlab']:.3f}, d3rlpy "
              f"{report['sampler_ms']['d3rlpy']:.3f}", "",
              "| algorithm | library | updates/s median [min-max] | ratio | GFLOP/update (torch count) | GFLOP/s "
              "| % of fp32 peak | ceiling updates/s | overhead ms/step |",

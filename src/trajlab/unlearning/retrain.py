@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from trajlab.algos.offline.train import prepare_training
 from trajlab.core.errors import TrajlabError
-from trajlab.core.seeding import derive_seed
 from trajlab.core.spec import SpaceSpec
 from trajlab.data.dataset import TransitionDataset
 from trajlab.unlearning.base import check_steps, register_method, split_request, train_steps, validate_request
@@ -31,14 +31,8 @@ class RetrainConfig:
 
 def train_from_scratch(agent_class: type, spec: SpaceSpec, agent_config: Any, dataset: TransitionDataset, *,
                        steps: int, seed: int, device: str = "cpu") -> Any:
-    """A new agent trained on `dataset` the way `trajlab train` trains one (its loop without the run directory).
-
-    `trajlab.algos.offline.train` keeps this sequence inside `run()` together with run-directory bookkeeping;
-    this is the same sequence for an in-memory dataset.
-    """
-    agent = agent_class(spec, agent_config, device=device, seed=seed)
-    agent.prepare(dataset)
-    sampler = dataset.sampler(device=device, seed=derive_seed(seed, "sampler"))
+    """A new agent trained on `dataset` the way `trajlab train` trains one, without a run directory."""
+    agent, sampler = prepare_training(agent_class, agent_config, dataset, seed=seed, device=device, spec=spec)
     train_steps(agent, sampler, steps, int(agent_config.batch_size))
     return agent
 

@@ -26,6 +26,7 @@ from trajlab.core.errors import TrajlabError
 from trajlab.core.io import write_json_atomic
 from trajlab.core.rundir import RunDirectory
 from trajlab.core.seeding import derive_seed, set_threads
+from trajlab.core.spec import SpaceSpec
 from trajlab.data.dataset import TransitionDataset
 from trajlab.data.sampler import TensorSampler
 
@@ -87,19 +88,29 @@ def run(config: TrainConfig) -> dict[str, Any]:
     agent_config = load_preset(agent_class.config_class, f"offline/{config.algo}", config.preset, **config.overrides)
     dataset = TransitionDataset.load(config.dataset)
     set_threads(config.threads)
-    agent = agent_class(dataset.spec, agent_config, device=config.device, seed=config.seed)
+    agent, sampler = prepare_training(agent_class, agent_config, dataset, seed=config.seed, device=config.device)
     env_id = _evaluation_env(dataset, config)
     stored = {**_plain_config(config), "agent_config": to_dict(agent_config)}
     run_dir = RunDirectory.create(config.run_path(), stored, command="train", resume=config.resume,
                                   overwrite=config.overwrite)
     if config.resume:
         _check_same_run(run_dir, stored)
-    agent.prepare(dataset)
-    sampler = dataset.sampler(device=config.device, seed=derive_seed(config.seed, "sampler"))
     loop = _TrainingLoop(config, run_dir, agent, sampler, dataset, env_id)
     if config.resume:
         loop.restore()
     return loop.run()
+
+
+def prepare_training(agent_class: type[AgentBase], agent_config: Any, dataset: TransitionDataset, *, seed: int,
+                     device: str = "cpu", spec: SpaceSpec | None = None) -> tuple[AgentBase, TensorSampler]:
+    """A new agent with the data's statistics and its batch sampler, seeded as every trajlab training run is.
+
+    `trajlab train` and exact unlearning (retraining) both start here, so retraining on `dataset.without(ids)`
+    reproduces `trajlab train` on the same data bit for bit.
+    """
+    agent = agent_class(spec or dataset.spec, agent_config, device=device, seed=seed)
+    agent.prepare(dataset)
+    return agent, dataset.sampler(device=device, seed=derive_seed(seed, "sampler"))
 
 
 def _check_options(config: TrainConfig) -> None:

@@ -437,6 +437,8 @@ def forget_command(
     retrain: bool = typer.Option(False, "--retrain", help="With --evaluate: also retrain, for return and time."),
     shadows: int | None = typer.Option(None, "--shadows", help="Shadow agents for --audit (default 5)."),
     executor: str | None = typer.Option(None, "--executor", help="Shadow training: in-process|local|ray|serial."),
+    controls: int | None = typer.Option(
+        None, "--controls", help="Remaining episodes audited as a control group (default: as many as audited)."),
     eval_episodes: int | None = typer.Option(None, "--eval-episodes", help="Episodes per evaluation."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     threads: int | None = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
@@ -462,7 +464,8 @@ def forget_command(
     from trajlab.unlearning.run import load_forget_config, run
 
     overrides = _nested_overrides(set_options)
-    overrides["auditor"] = {**overrides.get("auditor", {}), "num_shadows": shadows, "executor": executor}
+    overrides["auditor"] = {**overrides.get("auditor", {}), "num_shadows": shadows, "executor": executor,
+                           "control_episodes": controls}
     config = load_forget_config(
         preset, **{**overrides, **dict(
             agent=str(agent), dataset=str(dataset), out=str(out), method=method,
@@ -485,6 +488,8 @@ def audit_command(
         None, "--original", help="Original agent (default: from the run's certificate, else --agent)."),
     shadows: int | None = typer.Option(None, "--shadows", help="Shadow agents K (default 5)."),
     executor: str | None = typer.Option(None, "--executor", help="Shadow training: in-process|local|ray|serial."),
+    controls: int | None = typer.Option(
+        None, "--controls", help="Remaining episodes audited as a control group (default: as many as audited)."),
     preset: str = typer.Option("quick", "--preset", help="quick (CPU minutes) or paper (the paper's settings)."),
     out: Path | None = typer.Option(None, "--out", help="Run directory (default runs/audit_<agent run>)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
@@ -504,7 +509,8 @@ def audit_command(
     from trajlab.audit.run import load_audit_config, run
 
     overrides = _nested_overrides(set_options)
-    overrides["auditor"] = {**overrides.get("auditor", {}), "num_shadows": shadows, "executor": executor}
+    overrides["auditor"] = {**overrides.get("auditor", {}), "num_shadows": shadows, "executor": executor,
+                           "control_episodes": controls}
     config = load_audit_config(
         preset, **{**overrides, **dict(
             agent=str(agent), dataset=str(dataset), episodes=_episode_list(episodes),

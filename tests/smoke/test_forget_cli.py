@@ -71,6 +71,10 @@ def test_forget_writes_a_new_run_with_a_certificate(trained, capsys, method):
     assert certificate["original_checkpoint_sha256"] == sha256_file(original_checkpoint)
     assert certificate["method"] == method and certificate["audit"]["audited"] == 2
     assert certificate["audit"]["trajectories"][0]["decision"] in ("forgotten", "retained")
+    controls = [t["episode_id"] for t in certificate["audit"]["control_trajectories"]]
+    assert len(controls) == 2 and not {2, 5} & set(controls)  # as many remaining episodes as forgotten
+    assert result["audit_specificity"] == certificate["audit"]["specificity"] in (
+        "specific", "not specific", "inconclusive", "nothing forgotten")
 
     unlearned = load_agent(out / "checkpoints" / "final.safetensors")
     assert unlearned.name == "td3_bc"
@@ -84,12 +88,13 @@ def test_audit_command_uses_the_certificate_original(trained, capsys):
                    "--out", forget_run, *FEW_STEPS) == 0
         capsys.readouterr()
     code = cli("audit", "--agent", forget_run, "--dataset", trained / "data.hdf5", "--episodes", "2,5,6",
-               "--out", trained / "audit", *SMALL_AUDIT, "--executor", "serial", "--json")
+               "--out", trained / "audit", *SMALL_AUDIT, "--executor", "serial", "--controls", "3", "--json")
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert result["original_checkpoint"] == str((trained / "run" / "checkpoints" / "final.safetensors").resolve())
     assert [t["episode_id"] for t in result["trajectories"]] == [2, 5, 6]
     assert result["reference_episodes"] == 5  # 8 episodes without the audited 2, 5, 6
+    assert result["control_audited"] == 3 and result["control_forgotten_rate"] is not None
     for verdict in result["trajectories"]:
         assert verdict["decision"] == ("forgotten" if verdict["statistic"] > verdict["threshold"] else "retained")
     assert (trained / "audit" / "report.html").is_file()

@@ -132,3 +132,60 @@ def test_original_critic_scores_every_policy_with_the_same_q():
         assert auditor.audit(different_critic_same_policy, dataset, [0, 1, 2]).forgotten_rate == expected
     with pytest.raises(TrajlabError, match="value_critic"):
         TrajAuditor(shadows[0], dataset, AuditConfig(value_critic="theirs"))
+
+
+class ForgetsSomeEpisodes(KnownValues):
+    """Like KnownValues, but its values on the given observations (those of 'forgotten' episodes) are far lower."""
+
+    def __init__(self, forgotten_observations: np.ndarray, offset: float) -> None:
+        super().__init__(1.0, 0.0)
+        self.forgotten = {row.tobytes() for row in np.asarray(forgotten_observations, dtype=np.float32)}
+        self.low = offset
+
+    def act(self, observations, deterministic=True):
+        # the action marks forgotten states, so the (noisy) critic below can tell them apart
+        marked = [row.tobytes() in self.forgotten for row in np.asarray(observations, dtype=np.float32)]
+        return np.repeat(np.asarray(marked, dtype=np.float32)[:, None], 2, axis=1)
+
+    def q_value(self, observations, actions):
+        return observations.sum(-1) + self.low * actions[..., 0]
+
+
+def _auditor_with_controls(dataset, **config):
+    shadows = [KnownValues(1.0, offset) for offset in (-0.02, -0.01, 0.0, 0.01, 0.02)]
+    return TrajAuditor(shadows[2], dataset, AuditConfig(num_shadows=5, **config), shadows=shadows)
+
+
+def test_controls_tell_specific_forgetting_from_a_globally_changed_agent():
+    dataset = synthetic_dataset(num_episodes=20, episode_length=30)
+    forget = [3, 7, 11, 15]
+    auditor = _auditor_with_controls(dataset)
+    specific = auditor.audit(ForgetsSomeEpisodes(dataset.subset(forget).observations, -5.0), dataset, forget)
+    assert specific.forgotten_rate == 1.0 and specific.control_forgotten_rate == 0.0
+    assert len(specific.control) == len(forget)
+    assert not set(v.episode_id for v in specific.control) & set(forget)
+    # 4 of 4 against 0 of 4: p = 1 / C(8, 4)
+    assert specific.specificity() == {"specificity": "specific", "specificity_p_value": pytest.approx(1 / 70)}
+    everywhere = auditor.audit(KnownValues(1.0, -5.0), dataset, forget)
+    assert everywhere.forgotten_rate == 1.0 and everywhere.control_forgotten_rate == 1.0
+    assert everywhere.specificity()["specificity"] == "not specific"
+    unchanged = auditor.audit(KnownValues(1.0, 0.005), dataset, forget)
+    assert unchanged.specificity()["specificity"] == "nothing forgotten"
+    summary = specific.to_dict()
+    assert summary["control_audited"] == 4 and len(summary["control_trajectories"]) == 4
+
+
+def test_control_group_size_seed_and_opt_out():
+    dataset = synthetic_dataset(num_episodes=10, episode_length=10)
+    agent = KnownValues(1.0, 0.0)
+    first = _auditor_with_controls(dataset, control_episodes=3).audit(agent, dataset, [0, 1])
+    again = _auditor_with_controls(dataset, control_episodes=3).audit(agent, dataset, [0, 1])
+    assert [v.episode_id for v in first.control] == [v.episode_id for v in again.control]
+    assert len(first.control) == 3
+    assert len(_auditor_with_controls(dataset, control_episodes=50).audit(agent, dataset, [0]).control) == 9
+    none = _auditor_with_controls(dataset, control_episodes=0).audit(agent, dataset, [0, 1])
+    assert none.control == [] and none.control_forgotten_rate is None
+    assert none.specificity()["specificity"] == "no control"
+    assert _auditor_with_controls(dataset).audit(agent, dataset, [0, 1], control=False).control == []
+    with pytest.raises(TrajlabError, match="control_episodes"):
+        _auditor_with_controls(dataset, control_episodes=-1)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.stats import fisher_exact
 from scipy.stats import t as student_t
 from scipy.stats import wasserstein_distance
 
@@ -55,6 +56,10 @@ class AuditConfig:
     value_critic: str = "own"
     """Whose critic scores the agent's actions: own (each agent its own Q) or original (the original agent's Q
     judges every agent's policy, as the paper's code does for the shadows)."""
+    control_episodes: int | None = None
+    """Episodes of the shadows' data D_r audited alongside, as a control group the audited agent still carries
+    (None: as many as are audited; 0: none). "Forgotten" verdicts mean something only where the controls stay
+    retained: an agent whose values moved everywhere is flagged on every trajectory."""
     executor: str = "in-process"
     """How shadows train: in-process (one after another in this process) or local|ray|serial (trajlab.execution)."""
     seed: int = 0
@@ -152,13 +157,20 @@ class TrajectoryVerdict:
                 "shadow_distance_mean": self.shadow_distance_mean, "shadow_distance_std": self.shadow_distance_std}
 
 
+SPECIFICITY_ALPHA = 0.05
+"""Significance of the one-sided Fisher test that the audited set is judged forgotten more often than controls."""
+
+
 @dataclass(frozen=True)
 class AuditResult:
-    """Verdicts for a set of trajectories and the share judged forgotten."""
+    """Verdicts for a set of trajectories and the share judged forgotten; with a control group, whether that
+    share is specific to them."""
 
     verdicts: list[TrajectoryVerdict]
     config: AuditConfig
     extras: dict[str, Any] = field(default_factory=dict)
+    control: list[TrajectoryVerdict] = field(default_factory=list)
+    """Verdicts on episodes of D_r, which the audited agent still carries (should be 'retained')."""
 
     @property
     def forgotten_rate(self) -> float:
@@ -168,10 +180,32 @@ class AuditResult:
     def forgotten_ids(self) -> list[int]:
         return [v.episode_id for v in self.verdicts if v.forgotten]
 
+    @property
+    def control_forgotten_rate(self) -> float | None:
+        return float(np.mean([v.forgotten for v in self.control])) if self.control else None
+
+    def specificity(self) -> dict[str, Any]:
+        """Were the audited trajectories judged forgotten more often than the controls? One-sided Fisher exact
+        test on the 2x2 table of (audited, control) x (forgotten, retained)."""
+        if not self.control:
+            return {"specificity": "no control", "specificity_p_value": None}
+        audited, controls = len(self.forgotten_ids), sum(v.forgotten for v in self.control)
+        table = [[audited, len(self.verdicts) - audited], [controls, len(self.control) - controls]]
+        p_value = float(fisher_exact(table, alternative="greater")[1])
+        if audited == 0:
+            label = "nothing forgotten"
+        elif controls / len(self.control) >= self.forgotten_rate:
+            label = "not specific"  # the agent looks changed everywhere, not on these trajectories
+        else:
+            label = "specific" if p_value < SPECIFICITY_ALPHA else "inconclusive"
+        return {"specificity": label, "specificity_p_value": p_value}
+
     def to_dict(self) -> dict[str, Any]:
         return {"forgotten_rate": self.forgotten_rate, "audited": len(self.verdicts),
-                "forgotten": len(self.forgotten_ids), "config": to_dict(self.config),
-                "trajectories": [verdict.to_dict() for verdict in self.verdicts], **self.extras}
+                "forgotten": len(self.forgotten_ids), "control_forgotten_rate": self.control_forgotten_rate,
+                "control_audited": len(self.control), **self.specificity(), "config": to_dict(self.config),
+                "trajectories": [verdict.to_dict() for verdict in self.verdicts],
+                "control_trajectories": [verdict.to_dict() for verdict in self.control], **self.extras}
 
 
 # --- the auditor --------------------------------------------------------------------------------------------
@@ -200,21 +234,37 @@ class TrajAuditor:
             self.shadow_seconds = time.perf_counter() - started
         return self
 
-    def audit(self, agent: Any, dataset: TransitionDataset, episode_ids: Iterable[int]) -> AuditResult:
-        """Judge, for each episode of `dataset` with these ids, whether `agent` still carries it."""
+    def audit(self, agent: Any, dataset: TransitionDataset, episode_ids: Iterable[int], *,
+              control: bool = True) -> AuditResult:
+        """Judge, for each episode of `dataset` with these ids, whether `agent` still carries it; with `control`
+        (and `config.control_episodes` not 0), also judge a seeded sample of D_r's other episodes."""
         self.fit()
         ids = [int(i) for i in episode_ids]
         if not ids:
             raise TrajlabError("no trajectories to audit")
-        episodes = [dataset.episode(i) for i in ids]
+        verdicts = self._verdicts(agent, [dataset.episode(i) for i in ids])
+        controls = self._verdicts(agent, self._control_episodes(ids)) if control else []
+        return AuditResult(verdicts, self.config, {"num_shadows": len(self.shadows),
+                                                   "shadow_seconds": self.shadow_seconds}, controls)
+
+    def _verdicts(self, agent: Any, episodes: Sequence[Episode]) -> list[TrajectoryVerdict]:
+        if not episodes:
+            return []
         shadow_sequences = self._shadow_sequences(episodes)
         target_sequences = value_sequences(agent, episodes, noise_draws=1, noise_scale=self.config.noise_scale,
                                            gamma=self.gamma, seed=derive_seed(self.config.seed, "audited"),
                                            critic=self._critic)
-        verdicts = [self._verdict(episode.episode_id, shadows, target[0])
-                    for episode, shadows, target in zip(episodes, shadow_sequences, target_sequences)]
-        return AuditResult(verdicts, self.config, {"num_shadows": len(self.shadows),
-                                                   "shadow_seconds": self.shadow_seconds})
+        return [self._verdict(episode.episode_id, shadows, target[0])
+                for episode, shadows, target in zip(episodes, shadow_sequences, target_sequences)]
+
+    def _control_episodes(self, audited_ids: Sequence[int]) -> list[Episode]:
+        """A seeded sample of D_r's episodes (not among the audited ones), in id order."""
+        wanted = len(audited_ids) if self.config.control_episodes is None else self.config.control_episodes
+        candidates = np.setdiff1d(self.remaining.episode_id_list, audited_ids)
+        count = min(wanted, len(candidates))
+        rng = np.random.default_rng(derive_seed(self.config.seed, "control-episodes"))
+        chosen = np.sort(rng.choice(candidates, size=count, replace=False)) if count else []
+        return [self.remaining.episode(int(i)) for i in chosen]
 
     def _shadow_sequences(self, episodes: Sequence[Episode]) -> list[np.ndarray]:
         """[K * noisy_evaluations, T] per episode, computed once per episode id."""
@@ -252,6 +302,8 @@ def check_audit_config(config: AuditConfig) -> None:
         raise TrajlabError(f"unknown executor {config.executor!r}; known: in-process, {', '.join(EXECUTORS)}")
     if config.value_critic not in ("own", "original"):
         raise TrajlabError(f"value_critic must be own or original, got {config.value_critic!r}")
+    if config.control_episodes is not None and config.control_episodes < 0:
+        raise TrajlabError(f"control_episodes must be non-negative (or None), got {config.control_episodes}")
     if config.noise_scale < 0 or config.shadow_steps < 0:
         raise TrajlabError("noise_scale and shadow_steps must be non-negative")
     grubbs_critical_value(config.num_shadows * config.noisy_evaluations + 1, config.alpha)
@@ -291,7 +343,7 @@ def efficacy_evaluation(auditor: TrajAuditor, full_agent: Any, retrained_agent: 
     for name, (agent, ids, member) in groups.items():
         if not ids:
             continue
-        result = auditor.audit(agent, dataset, ids)
+        result = auditor.audit(agent, dataset, ids, control=False)
         decisions = [verdict.forgotten for verdict in result.verdicts]
         truth += [member] * len(decisions)
         judged += decisions

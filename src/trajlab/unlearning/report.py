@@ -54,6 +54,9 @@ def _summary(result: dict[str, Any], certificate: dict[str, Any]) -> dict[str, A
         summary["time relative to retraining"] = result["relative_time"]
     if result["audit_forgotten_rate"] is not None:
         summary["judged forgotten by TrajAuditor"] = result["audit_forgotten_rate"]
+    if result["audit_control_forgotten_rate"] is not None:
+        summary["control episodes judged forgotten"] = result["audit_control_forgotten_rate"]
+        summary["audit specificity"] = result["audit_specificity"]
     return summary
 
 
@@ -69,14 +72,28 @@ def _evaluation_section(report: Report, evaluation: dict[str, Any]) -> None:
 
 
 def audit_section(report: Report, audit: AuditResult) -> None:
-    """TrajAuditor's verdict table (shared with `trajlab audit`)."""
+    """TrajAuditor's verdict tables (shared with `trajlab audit`)."""
     report.heading("TrajAuditor")
     report.paragraph(f"{len(audit.forgotten_ids)} of {len(audit.verdicts)} trajectories judged forgotten "
                      f"(rate {audit.forgotten_rate:.3f}); {audit.config.num_shadows} shadow agents x "
                      f"{audit.config.noisy_evaluations} noisy evaluations, Grubbs alpha {audit.config.alpha:g}.")
+    _verdict_table(report, audit.verdicts)
+    if audit.control:
+        specificity = audit.specificity()
+        report.heading("TrajAuditor: control group")
+        report.paragraph(
+            f"{sum(v.forgotten for v in audit.control)} of {len(audit.control)} episodes of the remaining data "
+            f"(which the agent still carries) judged forgotten (rate {audit.control_forgotten_rate:.3f}). "
+            f"Specificity: {specificity['specificity']} (one-sided Fisher test, p = "
+            f"{specificity['specificity_p_value']:.3g}): verdicts count as evidence of forgetting only where the "
+            "controls stay retained.")
+        _verdict_table(report, audit.control)
+
+
+def _verdict_table(report: Report, verdicts: list) -> None:
     report.table(["episode id", "distance", "Grubbs G", "threshold", "decision"],
                  [[v.episode_id, v.distance, v.statistic, v.threshold, "forgotten" if v.forgotten else "retained"]
-                  for v in audit.verdicts])
+                  for v in verdicts])
 
 
 def audit_plot(path: Path, audit: AuditResult | None) -> Path | None:

@@ -38,7 +38,7 @@ from trajlab.unlearning.trajdeleter import check_config as check_trajdeleter
 
 RESULT_KEYS = ("method", "algo", "forgotten_episode_ids", "num_forgotten_episodes", "num_forgotten_transitions",
                "wall_time_s", "original_checkpoint", "checkpoint", "certificate", "run_dir", "audit_forgotten_rate",
-               "evaluation", "retrain_wall_time_s", "retrain_time_source", "relative_time", "values", "plots")
+               "audit_control_forgotten_rate", "audit_specificity", "evaluation", "retrain_wall_time_s", "retrain_time_source", "relative_time", "values", "plots")
 """Keys of result.json: always present (None where a value does not apply)."""
 
 
@@ -378,6 +378,8 @@ def _result(config: ForgetConfig, request: _Request, run_dir: RunDirectory, chec
         "checkpoint": str(checkpoint), "certificate": str(run_dir.path / "certificate.json"),
         "run_dir": str(run_dir.path),
         "audit_forgotten_rate": None if audit is None else audit.forgotten_rate,
+        "audit_control_forgotten_rate": None if audit is None else audit.control_forgotten_rate,
+        "audit_specificity": None if audit is None else audit.specificity()["specificity"],
         "evaluation": evaluation,
         "retrain_wall_time_s": None if evaluation is None else evaluation["retrain_wall_time_s"],
         "retrain_time_source": None if evaluation is None else evaluation["retrain_time_source"],

@@ -130,8 +130,8 @@ def check_config(agent: Any, config: TrajDeleterConfig) -> None:
     check_steps(forget_steps=config.forget_steps, convergence_steps=config.convergence_steps)
     if config.block_length <= 0:
         raise TrajlabError(f"block_length must be positive, got {config.block_length}")
-    if config.reference_weight < 0:
-        raise TrajlabError("reference_weight must be non-negative")
+    if config.balance < 0 or config.reference_weight < 0:
+        raise TrajlabError("balance and reference_weight must be non-negative")
     if not hasattr(agent, "loss_scales"):
         raise TrajlabError(f"{type(agent).__name__} does not reduce its losses through AgentBase.reduce; "
                            "TrajDeleter needs it to weight the actor's loss")

@@ -72,12 +72,13 @@ def benchmark_algorithm(algo: str, args: argparse.Namespace, out: Path) -> dict[
                                   seed=args.seed)
     forget = select_fraction(dataset, args.fraction, args.seed)
     remaining = dataset.without(forget)
-    # as many remaining episodes as forgotten ones: is a verdict specific to the forget set?
-    members = np.sort(np.random.default_rng(args.seed).choice(remaining.episode_id_list, size=len(forget),
-                                                              replace=False))
     started = time.perf_counter()
     auditor = TrajAuditor(original, remaining, settings.auditor).fit()
     shadow_seconds = time.perf_counter() - started
+    # the auditor's control group (as many remaining episodes as forgotten ones, seeded) doubles as the members
+    # of the efficacy evaluation
+    original_audit = auditor.audit(original, dataset, forget)
+    members = np.array([verdict.episode_id for verdict in original_audit.control])
     env_id = dataset.metadata["env_id"]
     eval_seed = derive_seed(args.seed, "forget-eval") % 2**31
 
@@ -88,7 +89,8 @@ def benchmark_algorithm(algo: str, args: argparse.Namespace, out: Path) -> dict[
     row: dict[str, Any] = {"algo": algo, "train_steps": args.train_steps, "train_wall_time_s": trained["wall_time_s"],
                            "forget_episodes": len(forget), "forget_transitions": int(np.isin(dataset.episode_ids,
                                                                                              forget).sum()),
-                           "shadow_seconds": shadow_seconds, "original_return": env_return(original), "methods": {}}
+                           "shadow_seconds": shadow_seconds, "original_return": env_return(original),
+                           "original_audit": _audit_summary(original_audit), "methods": {}}
     unlearned_agents = {}
     for method in args.methods.split(","):
         started = time.perf_counter()
@@ -98,8 +100,7 @@ def benchmark_algorithm(algo: str, args: argparse.Namespace, out: Path) -> dict[
         row["methods"][method] = {
             "wall_time_s": seconds, "updates": _updates(method, settings, trained["steps"]),
             "return": env_return(unlearned),
-            "forgotten_rate": auditor.audit(unlearned, dataset, forget).forgotten_rate,
-            "remaining_judged_forgotten": auditor.audit(unlearned, dataset, members).forgotten_rate,
+            **_audit_summary(auditor.audit(unlearned, dataset, forget)),
             "values": value_summary(original, unlearned, dataset, forget)}
         print(json.dumps({"algo": algo, "method": method, **row["methods"][method]}), flush=True)
     if "retrain" in unlearned_agents:
@@ -123,6 +124,11 @@ def benchmark_algorithm(algo: str, args: argparse.Namespace, out: Path) -> dict[
     return row
 
 
+def _audit_summary(audit: Any) -> dict[str, Any]:
+    return {"forgotten_rate": audit.forgotten_rate, "control_judged_forgotten": audit.control_forgotten_rate,
+            **audit.specificity()}
+
+
 def _updates(method: str, settings: Any, train_steps: int) -> int:
     config = method_config(settings, method)
     if method == "trajdeleter":
@@ -132,14 +138,16 @@ def _updates(method: str, settings: Any, train_steps: int) -> int:
 
 def markdown(results: list[dict[str, Any]]) -> str:
     lines = ["| algorithm | method | updates | return (original) | return (unlearned) | forget set judged forgotten "
-             "(own / original critic) | remaining judged forgotten | time vs retrain | cost per update |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "(own / original critic) | controls judged forgotten | specificity (p) | time vs retrain | "
+             "cost per update |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
     for row in results:
         for method, entry in row["methods"].items():
             by_original = entry.get("forgotten_rate_original_critic", float("nan"))
             lines.append(f"| {row['algo']} | {method} | {entry['updates']} | {row['original_return']:.1f} | "
                          f"{entry['return']:.1f} | {entry['forgotten_rate']:.0%} / {by_original:.0%} | "
-                         f"{entry['remaining_judged_forgotten']:.0%} | "
+                         f"{entry['control_judged_forgotten']:.0%} | "
+                         f"{entry['specificity']} ({entry['specificity_p_value']:.2g}) | "
                          f"{entry.get('relative_time', float('nan')):.1%} | "
                          f"{entry.get('cost_per_update', float('nan')):.2f} |")
     lines += ["", "| algorithm | auditor precision | recall | F1 | retained: full/forget | full/remaining | "

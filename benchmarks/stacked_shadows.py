@@ -153,28 +153,32 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     dataset = TransitionDataset.load(args.dataset)
-    agent_class = AGENTS.get("td3_bc")
     for preset in args.presets.split(","):
-        original = agent_class(dataset.spec, load_preset(agent_class.config_class, "offline/td3_bc", preset),
-                               device=args.device, seed=0)
-        original.prepare(dataset)
-        print(json.dumps({"preset": preset, **check_against_sequential(original, dataset)}), flush=True)
-        paths = {"sequential": lambda: time_sequential(original, dataset, args.shadows, args.steps, "in-process"),
-                 "stacked": lambda: time_stacked(original, dataset, args.shadows, args.steps)}
-        if args.pool:
-            paths["pool"] = lambda: time_sequential(original, dataset, args.shadows, args.steps, "local")
-        seconds: dict[str, list[float]] = {name: [] for name in paths}
-        for round_index in range(args.rounds):  # interleaved, so load changes hit every path alike
-            for name, measure in paths.items():
-                seconds[name].append(measure())
-                print(json.dumps({"preset": preset, "path": name, "round": round_index,
-                                  "seconds": round(seconds[name][-1], 3)}), flush=True)
-        medians = {name: statistics.median(values) for name, values in seconds.items()}
-        print(json.dumps({"preset": preset, "shadows": args.shadows, "steps": args.steps, "device": args.device,
-                          "median_seconds": {k: round(v, 3) for k, v in medians.items()},
-                          "stacked_vs_sequential": round(medians["stacked"] / medians["sequential"], 3),
-                          **({"pool_vs_sequential": round(medians["pool"] / medians["sequential"], 3)}
-                             if "pool" in medians else {})}), flush=True)
+        measure_preset(preset, dataset, args)
+
+
+def measure_preset(preset: str, dataset: TransitionDataset, args: argparse.Namespace) -> None:
+    agent_class = AGENTS.get("td3_bc")
+    original = agent_class(dataset.spec, load_preset(agent_class.config_class, "offline/td3_bc", preset),
+                           device=args.device, seed=0)
+    original.prepare(dataset)
+    print(json.dumps({"preset": preset, **check_against_sequential(original, dataset)}), flush=True)
+    paths = {"sequential": lambda: time_sequential(original, dataset, args.shadows, args.steps, "in-process"),
+             "stacked": lambda: time_stacked(original, dataset, args.shadows, args.steps)}
+    if args.pool:
+        paths["pool"] = lambda: time_sequential(original, dataset, args.shadows, args.steps, "local")
+    seconds: dict[str, list[float]] = {name: [] for name in paths}
+    for round_index in range(args.rounds):  # interleaved, so load changes hit every path alike
+        for name, measure in paths.items():
+            seconds[name].append(measure())
+            print(json.dumps({"preset": preset, "path": name, "round": round_index,
+                              "seconds": round(seconds[name][-1], 3)}), flush=True)
+    medians = {name: statistics.median(values) for name, values in seconds.items()}
+    print(json.dumps({"preset": preset, "shadows": args.shadows, "steps": args.steps, "device": args.device,
+                      "median_seconds": {k: round(v, 3) for k, v in medians.items()},
+                      "stacked_vs_sequential": round(medians["stacked"] / medians["sequential"], 3),
+                      **({"pool_vs_sequential": round(medians["pool"] / medians["sequential"], 3)}
+                         if "pool" in medians else {})}), flush=True)
 
 
 if __name__ == "__main__":

@@ -23,9 +23,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import fisher_exact
+from scipy.stats import fisher_exact, wasserstein_distance
 from scipy.stats import t as student_t
-from scipy.stats import wasserstein_distance
 
 from trajlab.core.config import to_dict
 from trajlab.core.errors import TrajlabError

@@ -38,7 +38,8 @@ from trajlab.unlearning.trajdeleter import check_config as check_trajdeleter
 
 RESULT_KEYS = ("method", "algo", "forgotten_episode_ids", "num_forgotten_episodes", "num_forgotten_transitions",
                "wall_time_s", "original_checkpoint", "checkpoint", "certificate", "run_dir", "audit_forgotten_rate",
-               "audit_control_forgotten_rate", "audit_specificity", "evaluation", "retrain_wall_time_s", "retrain_time_source", "relative_time", "values", "plots")
+               "audit_control_forgotten_rate", "audit_specificity", "evaluation", "retrain_wall_time_s",
+               "retrain_time_source", "relative_time", "values", "plots")
 """Keys of result.json: always present (None where a value does not apply)."""
 
 

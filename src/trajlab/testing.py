@@ -77,6 +77,24 @@ def _check_update_changes_parameters(agent: Any, batches: list[Batch]) -> None:
     after = _parameters(agent)
     changed = [name for name in before if not torch.equal(before[name], after[name])]
     assert changed, "update did not change any parameter"
+    _check_gradient_layout(agent)
+
+
+def _check_gradient_layout(agent: Any) -> None:
+    """Parameters of fused optimisers must get gradients laid out like themselves: the fused Adam kernel walks
+    both in memory order, and a transposed gradient (batched matmuls and vmap can produce one) makes it step the
+    wrong weights without any error (pytorch/pytorch#106951)."""
+    for name, optimizer in getattr(agent, "optimizers", {}).items():
+        if not optimizer.defaults.get("fused"):
+            continue
+        for group in optimizer.param_groups:
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                strides = [(a, b) for a, b, size in zip(param.stride(), param.grad.stride(), param.shape) if size > 1]
+                assert all(a == b for a, b in strides), (
+                    f"optimizer {name!r}: a gradient of shape {tuple(param.shape)} has strides "
+                    f"{param.grad.stride()}, its parameter {param.stride()}; fused Adam would step the wrong weights")
 
 
 def _check_act(agent: Any, dataset: TransitionDataset) -> None:

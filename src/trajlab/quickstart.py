@@ -125,7 +125,9 @@ def _summary(config: QuickstartConfig, dataset_path: Path, training: dict[str, A
         "train_steps": config.train_steps, "eval_mean_return": training["eval_mean_return"],
         "eval_normalized_score": training["eval_normalized_score"],
         "forget_run": forgetting.get("run_dir"), "forgotten_episodes": forgetting.get("num_forgotten_episodes"),
-        "forgotten_rate": forgetting.get("audit_forgotten_rate"), "forget_wall_time_s": forgetting.get("wall_time_s"),
+        "forgotten_rate": forgetting.get("audit_forgotten_rate"),
+        "control_forgotten_rate": forgetting.get("audit_control_forgotten_rate"),
+        "audit_specificity": forgetting.get("audit_specificity"), "forget_wall_time_s": forgetting.get("wall_time_s"),
         "wall_time_s": wall_time,
     }
 

@@ -12,6 +12,11 @@ trajectories' influence varies. For each audited trajectory:
 
 An outlier behaves unlike every agent that kept the trajectory: it is judged forgotten. Shadows are trained
 once per auditor and reused for every audited agent.
+
+Beside the audited trajectories the auditor judges a control group: episodes of D_r, which the audited agent
+still carries. An agent whose values moved everywhere is an outlier on every trajectory, so "forgotten" means
+something only where the controls stay "retained"; `AuditResult.specificity()` tests that (one-sided Fisher
+exact test on forgotten counts, audited vs control).
 """
 
 from __future__ import annotations

@@ -134,3 +134,17 @@ def test_quickstart_step_forgets_one_percent_and_audits(trained):
     assert result["audit_forgotten_rate"] in (0.0, 1.0)
     assert all(Path(plot).is_file() for plot in result["plots"]) and len(result["plots"]) == 2
     assert Path(result["run_dir"], "certificate.json").is_file()
+
+
+def test_shadows_fine_tune_as_long_as_the_audited_unlearning_by_default(trained, capsys):
+    out = trained / "forget-matched"
+    code = cli("forget", "--agent", trained / "run", "--dataset", trained / "data.hdf5", "--episodes", "1",
+               "--out", out, "--audit", "--shadows", "2", *FEW_STEPS, "--json")
+    assert code == 0
+    capsys.readouterr()
+    certificate = json.loads((out / "certificate.json").read_text())
+    assert certificate["audit"]["config"]["shadow_steps"] == 40 + 10  # TrajDeleter's two phases
+    code = cli("audit", "--agent", out, "--dataset", trained / "data.hdf5", "--episodes", "1",
+               "--out", trained / "audit-matched", "--shadows", "2", "--threads", "1", "--json")
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["auditor"]["shadow_steps"] == 50  # read from the certificate

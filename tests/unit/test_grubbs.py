@@ -189,3 +189,24 @@ def test_control_group_size_seed_and_opt_out():
     assert _auditor_with_controls(dataset).audit(agent, dataset, [0, 1], control=False).control == []
     with pytest.raises(TrajlabError, match="control_episodes"):
         _auditor_with_controls(dataset, control_episodes=-1)
+
+
+def test_shadow_steps_follow_the_unlearning_run_when_unset():
+    from trajlab.audit.trajauditor import DEFAULT_SHADOW_STEPS, with_shadow_steps
+    from trajlab.unlearning.base import method_updates
+
+    assert method_updates("trajdeleter", {"forget_steps": 4000, "convergence_steps": 1000}, 20_000) == 5000
+    assert method_updates("finetune", {"steps": 300}, 20_000) == 300
+    assert method_updates("random-reward", {"steps": 70}, 20_000) == 70
+    assert method_updates("retrain", {"steps": None}, 20_000) == 20_000
+    assert method_updates("retrain", {"steps": 900}, 20_000) == 900
+    with pytest.raises(TrajlabError, match="unknown unlearning method"):
+        method_updates("amnesia", {}, 1)
+    unset = AuditConfig(shadow_steps=None)
+    assert with_shadow_steps(unset, 5000).shadow_steps == 5000
+    assert with_shadow_steps(unset, None).shadow_steps == DEFAULT_SHADOW_STEPS
+    assert with_shadow_steps(AuditConfig(shadow_steps=30), 5000).shadow_steps == 30
+    dataset = synthetic_dataset(num_episodes=3, episode_length=5)
+    shadows = [KnownValues(1.0, 0.0), KnownValues(1.0, 0.1)]
+    assert TrajAuditor(shadows[0], dataset, AuditConfig(num_shadows=2, shadow_steps=None),
+                       shadows=shadows).config.shadow_steps == DEFAULT_SHADOW_STEPS

@@ -17,14 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from trajlab.audit.trajauditor import AuditConfig, TrajAuditor, check_audit_config
+from trajlab.audit.trajauditor import AuditConfig, TrajAuditor, check_audit_config, with_shadow_steps
 from trajlab.core.config import to_dict
 from trajlab.core.errors import TrajlabError
 from trajlab.core.io import sha256_file
 from trajlab.core.rundir import RunDirectory
 from trajlab.core.seeding import set_threads
 from trajlab.data.dataset import TransitionDataset
-from trajlab.unlearning.base import check_dataset_matches, forget_ids_array
+from trajlab.unlearning.base import check_dataset_matches, forget_ids_array, method_updates
 from trajlab.unlearning.run import agent_checkpoint, load_nested_preset, parse_episode_ids, read_episodes_file
 
 
@@ -82,7 +82,8 @@ def run(config: AuditRunConfig) -> dict[str, Any]:
         if not callable(getattr(who, "q_value", None)):
             raise TrajlabError(f"{type(who).__name__} has no q_value(observations, actions); TrajAuditor needs one")
     run_dir = RunDirectory.create(out, config, command="audit", overwrite=config.overwrite)
-    audit = TrajAuditor(original, reference, config.auditor).audit(agent, dataset, ids)
+    auditor_config = with_shadow_steps(config.auditor, _unlearning_updates(certificate, original))
+    audit = TrajAuditor(original, reference, auditor_config).audit(agent, dataset, ids)
     from trajlab.report import Report
     from trajlab.unlearning.report import audit_plot, audit_section
 
@@ -96,7 +97,7 @@ def run(config: AuditRunConfig) -> dict[str, Any]:
     report.write(run_dir.path / "report.html")
     result = {**audit.to_dict(), "agent_checkpoint": str(checkpoint.resolve()), "original_checkpoint": original_path,
               "reference_episodes": reference.num_episodes, "run_dir": str(run_dir.path),
-              "plots": [str(plot)] if plot else [], "auditor": to_dict(config.auditor)}
+              "plots": [str(plot)] if plot else [], "auditor": to_dict(auditor_config)}
     run_dir.write_result(result)
     return result
 
@@ -113,6 +114,16 @@ def _audited_ids(config: AuditRunConfig, dataset: TransitionDataset) -> np.ndarr
     if unknown.size:
         raise TrajlabError(f"unknown episode id(s) {', '.join(str(int(i)) for i in unknown[:5])} in {config.dataset}")
     return ids
+
+
+def _unlearning_updates(certificate: dict[str, Any] | None, original: Any) -> int | None:
+    """Updates of the unlearning run that made the audited agent (from its certificate), if there was one."""
+    if certificate is None:
+        return None
+    try:
+        return method_updates(certificate["method"], certificate["method_config"], int(original.num_updates))
+    except (KeyError, TypeError, ValueError):
+        raise TrajlabError("the run's certificate.json lacks its method or method_config") from None
 
 
 def _certificate(checkpoint: Path) -> dict[str, Any] | None:

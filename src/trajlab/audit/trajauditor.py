@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -43,8 +43,10 @@ class AuditConfig:
 
     num_shadows: int = 5
     """K: shadow agents (copies of the original agent fine-tuned on the remaining data)."""
-    shadow_steps: int = 5_000
-    """Fine-tuning updates per shadow agent."""
+    shadow_steps: int | None = 5_000
+    """Fine-tuning updates per shadow agent. None: as many as the audited unlearning run made (trajlab forget, or
+    trajlab audit of a run with a certificate; else 5,000), so the shadows have moved away from the original as
+    far as an unlearned agent that forgot nothing would have."""
     noisy_evaluations: int = 4
     """Value sequences per shadow, each with its own observation noise."""
     noise_scale: float = 0.08
@@ -219,6 +221,7 @@ class TrajAuditor:
     def __init__(self, original: Any, remaining: TransitionDataset, config: AuditConfig = AuditConfig(), *,
                  shadows: Sequence[Any] | None = None) -> None:
         check_audit_config(config)
+        config = with_shadow_steps(config, None)
         self.original = original
         self.remaining = remaining
         self.config = config
@@ -294,6 +297,19 @@ class TrajAuditor:
                                  float(shadow_distances.mean()), float(shadow_distances.std(ddof=1)))
 
 
+DEFAULT_SHADOW_STEPS = 5_000
+"""Shadow fine-tuning length when `shadow_steps` is None and no unlearning run says how long it trained."""
+
+
+def with_shadow_steps(config: AuditConfig, unlearning_updates: int | None) -> AuditConfig:
+    """`config` with `shadow_steps` decided: kept when set, else the audited unlearning's update count, else
+    DEFAULT_SHADOW_STEPS."""
+    if config.shadow_steps is not None:
+        return config
+    steps = DEFAULT_SHADOW_STEPS if unlearning_updates is None else int(unlearning_updates)
+    return replace(config, shadow_steps=steps)
+
+
 def check_audit_config(config: AuditConfig) -> None:
     """Raise TrajlabError for settings the auditor cannot run with."""
     if config.num_shadows < 1 or config.noisy_evaluations < 1:
@@ -308,7 +324,7 @@ def check_audit_config(config: AuditConfig) -> None:
         raise TrajlabError(f"value_critic must be own or original, got {config.value_critic!r}")
     if config.control_episodes is not None and config.control_episodes < 0:
         raise TrajlabError(f"control_episodes must be non-negative (or None), got {config.control_episodes}")
-    if config.noise_scale < 0 or config.shadow_steps < 0:
+    if config.noise_scale < 0 or (config.shadow_steps is not None and config.shadow_steps < 0):
         raise TrajlabError("noise_scale and shadow_steps must be non-negative")
     grubbs_critical_value(config.num_shadows * config.noisy_evaluations + 1, config.alpha)
 

@@ -154,6 +154,18 @@ def sampler_for(agent: Any, dataset: TransitionDataset, seed: int, *names: str |
     return dataset.sampler(device=getattr(agent, "device", "cpu"), seed=derive_seed(seed, *names))
 
 
+def method_updates(method: str, config: dict[str, Any], original_updates: int) -> int:
+    """How many updates an unlearning method makes with this config (a dict, as in certificates): what an
+    auditor's shadows should match. Retraining without a step count repeats the original's `original_updates`."""
+    if method == "trajdeleter":
+        return int(config["forget_steps"]) + int(config["convergence_steps"])
+    if method in ("finetune", "random-reward"):
+        return int(config["steps"])
+    if method == "retrain":
+        return int(original_updates if config.get("steps") is None else config["steps"])
+    raise TrajlabError(f"unknown unlearning method {method!r}")
+
+
 def train_steps(agent: Any, sampler: Any, steps: int, batch_size: int) -> dict[str, float]:
     """`steps` ordinary updates on batches from `sampler`; the last update's metrics."""
     metrics: dict[str, float] = {}

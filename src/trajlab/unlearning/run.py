@@ -20,7 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from trajlab.audit.trajauditor import AuditConfig, AuditResult, TrajAuditor, check_audit_config, q_values
+from trajlab.audit.trajauditor import (
+    AuditConfig,
+    AuditResult,
+    TrajAuditor,
+    check_audit_config,
+    q_values,
+    with_shadow_steps,
+)
 from trajlab.core.checkpoint import read_checkpoint_metadata
 from trajlab.core.config import from_dict, load_yaml, preset_path, to_dict
 from trajlab.core.errors import TrajlabError
@@ -28,7 +35,14 @@ from trajlab.core.io import sha256_file, write_json_atomic
 from trajlab.core.rundir import RunDirectory
 from trajlab.core.seeding import derive_seed, set_threads
 from trajlab.data.dataset import TransitionDataset
-from trajlab.unlearning.base import METHODS, check_steps, forget_ids_array, select_fraction, validate_request
+from trajlab.unlearning.base import (
+    METHODS,
+    check_steps,
+    forget_ids_array,
+    method_updates,
+    select_fraction,
+    validate_request,
+)
 from trajlab.unlearning.certificate import build_certificate
 from trajlab.unlearning.finetune import FinetuneConfig
 from trajlab.unlearning.random_reward import RandomRewardConfig
@@ -296,7 +310,9 @@ def _save_unlearned(run_dir: RunDirectory, unlearned: Any, request: _Request, co
 
 
 def _audit(request: _Request, unlearned: Any, config: ForgetConfig) -> AuditResult:
-    auditor = TrajAuditor(request.agent, request.dataset.without(request.forget_ids), config.auditor)
+    updates = method_updates(config.method, to_dict(method_config(config)), int(request.agent.num_updates))
+    auditor = TrajAuditor(request.agent, request.dataset.without(request.forget_ids),
+                          with_shadow_steps(config.auditor, updates))
     return auditor.audit(unlearned, request.dataset, request.forget_ids)
 
 

@@ -30,11 +30,13 @@ from trajlab.algos import load_agent
 from trajlab.algos.offline.train import TrainConfig
 from trajlab.algos.offline.train import run as train
 from trajlab.audit import TrajAuditor, efficacy_evaluation
+from trajlab.audit.trajauditor import with_shadow_steps
+from trajlab.core.config import to_dict
 from trajlab.core.seeding import derive_seed
 from trajlab.data import TransitionDataset
 from trajlab.eval import evaluate
 from trajlab.unlearning import METHODS
-from trajlab.unlearning.base import select_fraction
+from trajlab.unlearning.base import method_updates, select_fraction
 from trajlab.unlearning.run import load_forget_config, method_config, value_summary
 
 METHOD_ORDER = ("trajdeleter", "finetune", "random-reward", "retrain")
@@ -73,7 +75,10 @@ def benchmark_algorithm(algo: str, args: argparse.Namespace, out: Path) -> dict[
     forget = select_fraction(dataset, args.fraction, args.seed)
     remaining = dataset.without(forget)
     started = time.perf_counter()
-    auditor = TrajAuditor(original, remaining, settings.auditor).fit()
+    # one auditor for every method: its shadows fine-tune as long as TrajDeleter runs (the quick preset's
+    # fine-tuning and random reward run as many updates)
+    trajdeleter_updates = method_updates("trajdeleter", to_dict(settings.trajdeleter), trained["steps"])
+    auditor = TrajAuditor(original, remaining, with_shadow_steps(settings.auditor, trajdeleter_updates)).fit()
     shadow_seconds = time.perf_counter() - started
     # the auditor's control group (as many remaining episodes as forgotten ones, seeded) doubles as the members
     # of the efficacy evaluation
@@ -114,7 +119,7 @@ def benchmark_algorithm(algo: str, args: argparse.Namespace, out: Path) -> dict[
         row["auditor_efficacy"] = efficacy_evaluation(auditor, original, unlearned_agents["retrain"], dataset,
                                                       forget, np.sort(members))
         # the same shadows, every policy scored by the original's critic (the paper code's variant)
-        by_original = TrajAuditor(original, remaining, replace(settings.auditor, value_critic="original"),
+        by_original = TrajAuditor(original, remaining, replace(auditor.config, value_critic="original"),
                                   shadows=auditor.shadows)
         row["auditor_efficacy_original_critic"] = efficacy_evaluation(
             by_original, original, unlearned_agents["retrain"], dataset, forget, np.sort(members))
@@ -142,6 +147,11 @@ def markdown(results: list[dict[str, Any]]) -> str:
              "cost per update |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
     for row in results:
+        own = row["original_audit"]
+        lines.append(f"| {row['algo']} | none (the original) | 0 | {row['original_return']:.1f} | "
+                     f"{row['original_return']:.1f} | {own['forgotten_rate']:.0%} | "
+                     f"{own['control_judged_forgotten']:.0%} | {own['specificity']} "
+                     f"({own['specificity_p_value']:.2g}) | | |")
         for method, entry in row["methods"].items():
             by_original = entry.get("forgotten_rate_original_critic", float("nan"))
             lines.append(f"| {row['algo']} | {method} | {entry['updates']} | {row['original_return']:.1f} | "

@@ -51,6 +51,9 @@ def main() -> None:
     parser.add_argument("--agent-preset", default="quick")
     parser.add_argument("--preset", default="quick", help="forget preset (configs/forget/<preset>.yaml)")
     parser.add_argument("--fraction", type=float, default=0.05)
+    parser.add_argument("--selection", choices=("random", "last"), default="random",
+                        help="forget a random fraction of the episodes, or the last ones (the paper's protocol: "
+                             "in a replay dataset, those of the latest behaviour policy)")
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
@@ -72,7 +75,7 @@ def benchmark_algorithm(algo: str, args: argparse.Namespace, out: Path) -> dict[
     original = load_agent(trained["checkpoint"])
     settings = load_forget_config(args.preset, agent=trained["checkpoint"], dataset=args.dataset, out="unused",
                                   seed=args.seed)
-    forget = select_fraction(dataset, args.fraction, args.seed)
+    forget = forget_set(dataset, args)
     remaining = dataset.without(forget)
     started = time.perf_counter()
     # one auditor for every method: its shadows fine-tune as long as TrajDeleter runs (the quick preset's
@@ -91,7 +94,8 @@ def benchmark_algorithm(algo: str, args: argparse.Namespace, out: Path) -> dict[
         result = evaluate(agent, env_id, episodes=args.eval_episodes, seed=eval_seed, metadata=dataset.metadata)
         return result.mean_return
 
-    row: dict[str, Any] = {"algo": algo, "train_steps": args.train_steps, "train_wall_time_s": trained["wall_time_s"],
+    row: dict[str, Any] = {"algo": algo, "selection": args.selection, "train_steps": args.train_steps,
+                           "train_wall_time_s": trained["wall_time_s"],
                            "forget_episodes": len(forget), "forget_transitions": int(np.isin(dataset.episode_ids,
                                                                                              forget).sum()),
                            "shadow_seconds": shadow_seconds, "original_return": env_return(original),
@@ -127,6 +131,13 @@ def benchmark_algorithm(algo: str, args: argparse.Namespace, out: Path) -> dict[
             row["methods"][method]["forgotten_rate_original_critic"] = \
                 by_original.audit(agent, dataset, forget).forgotten_rate
     return row
+
+
+def forget_set(dataset: TransitionDataset, args: argparse.Namespace) -> np.ndarray:
+    if args.selection == "random":
+        return select_fraction(dataset, args.fraction, args.seed)
+    ids = dataset.episode_id_list  # in recording order
+    return np.sort(ids[-max(1, int(round(args.fraction * len(ids)))):])
 
 
 def _audit_summary(audit: Any) -> dict[str, Any]:

@@ -53,8 +53,10 @@ def plot_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], p
 
 
 def plot_bars(values: Mapping[str, float], path: str | Path, *, title: str, ylabel: str,
-              errors: Mapping[str, float] | None = None, reference: tuple[str, float] | None = None) -> Path:
-    """A bar per named value (optional error bars, optional (label, y) horizontal reference line)."""
+              errors: Mapping[str, float] | None = None, reference: tuple[str, float] | None = None,
+              groups: Mapping[str, str] | None = None) -> Path:
+    """A bar per named value (optional error bars, optional (label, y) horizontal reference line, optional
+    group label per bar: one colour and one legend entry per group)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,12 +65,18 @@ def plot_bars(values: Mapping[str, float], path: str | Path, *, title: str, ylab
     figure, axis = plt.subplots(figsize=(6, 3.6), dpi=110)
     names = list(values)
     bar_errors = None if errors is None else [errors.get(n, 0.0) for n in names]
-    axis.bar(names, [values[n] for n in names], yerr=bar_errors, capsize=4)
+    group_names = list(dict.fromkeys(groups[n] for n in names)) if groups else []
+    palette = {group: f"C{index}" for index, group in enumerate(group_names)}
+    bars = axis.bar(names, [values[n] for n in names], yerr=bar_errors, capsize=4,
+                    color=[palette[groups[n]] for n in names] if groups else None)
+    for group in group_names:  # one labelled bar per group makes the legend entry
+        bars[[groups[n] for n in names].index(group)].set_label(group)
     if sum(len(name) for name in names) > 60:  # long labels would run into each other
         axis.tick_params(axis="x", labelrotation=20)
         plt.setp(axis.get_xticklabels(), ha="right")
     if reference is not None:
         axis.axhline(reference[1], color="tab:red", linestyle="--", label=reference[0])
+    if reference is not None or groups:
         axis.legend()
     axis.set_title(title)
     axis.set_ylabel(ylabel)

@@ -97,13 +97,19 @@ def _verdict_table(report: Report, verdicts: list) -> None:
 
 
 def audit_plot(path: Path, audit: AuditResult | None) -> Path | None:
-    """Grubbs statistic per trajectory against the threshold (the first 40 trajectories)."""
+    """Grubbs statistic per trajectory against the threshold (the first 40 audited trajectories, then the
+    control group's, in another colour)."""
     if audit is None or not audit.verdicts:
         return None
     shown = audit.verdicts[:MAX_PLOTTED_TRAJECTORIES]
-    return plot_bars({str(v.episode_id): v.statistic for v in shown}, path,
-                     title="TrajAuditor: Grubbs statistic per trajectory", ylabel="G",
-                     reference=("threshold (above: forgotten)", shown[0].threshold))
+    controls = audit.control[:MAX_PLOTTED_TRAJECTORIES]
+    values = {str(v.episode_id): v.statistic for v in shown}
+    values.update({f"c{v.episode_id}": v.statistic for v in controls})
+    groups = {**{str(v.episode_id): "audited" for v in shown},
+              **{f"c{v.episode_id}": "control (still trained on)" for v in controls}}
+    return plot_bars(values, path, title="TrajAuditor: Grubbs statistic per trajectory", ylabel="G",
+                     reference=("threshold (above: forgotten)", shown[0].threshold),
+                     groups=groups if controls else None)
 
 
 def _value_plot(run_dir: RunDirectory, result: dict[str, Any]) -> Path | None:

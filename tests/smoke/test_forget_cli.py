@@ -148,3 +148,24 @@ def test_shadows_fine_tune_as_long_as_the_audited_unlearning_by_default(trained,
                "--out", trained / "audit-matched", "--shadows", "2", "--threads", "1", "--json")
     assert code == 0
     assert json.loads(capsys.readouterr().out)["auditor"]["shadow_steps"] == 50  # read from the certificate
+
+
+def test_progress_counts_every_update_the_request_plans(trained, monkeypatch):
+    from contextlib import contextmanager
+
+    from trajlab.unlearning import run as forget_run
+
+    seen = {}
+
+    @contextmanager
+    def recording_bar(description, total, **options):
+        seen.update(total=total, done=0)
+        yield lambda done: seen.update(done=done)
+
+    monkeypatch.setattr(forget_run, "update_bar", recording_bar)
+    config = forget_run.load_forget_config(
+        "quick", agent=str(trained / "run"), dataset=str(trained / "data.hdf5"), out=str(trained / "forget-bar"),
+        episodes=(3,), audit=True, threads=1, auditor={"num_shadows": 2},
+        trajdeleter={"forget_steps": 20, "convergence_steps": 6, "block_length": 5})
+    forget_run.run(config)
+    assert seen == {"total": 26 + 2 * 26, "done": 26 + 2 * 26}  # TrajDeleter, then 2 shadows as long

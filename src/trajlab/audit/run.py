@@ -21,10 +21,11 @@ from trajlab.audit.trajauditor import AuditConfig, TrajAuditor, check_audit_conf
 from trajlab.core.config import to_dict
 from trajlab.core.errors import TrajlabError
 from trajlab.core.io import sha256_file
+from trajlab.core.progress import tally, update_bar
 from trajlab.core.rundir import RunDirectory
 from trajlab.core.seeding import set_threads
 from trajlab.data.dataset import TransitionDataset
-from trajlab.unlearning.base import check_dataset_matches, forget_ids_array, method_updates
+from trajlab.unlearning.base import check_dataset_matches, counting_updates, forget_ids_array, method_updates
 from trajlab.unlearning.run import agent_checkpoint, load_nested_preset, parse_episode_ids, read_episodes_file
 
 
@@ -56,6 +57,8 @@ class AuditRunConfig:
     """Torch intra-op threads (None: torch's default)."""
     overwrite: bool = False
     """Replace a finished run already in `out`."""
+    progress: bool = True
+    """Show a progress bar of the in-process shadows' updates on stderr, on a terminal."""
 
 
 def load_audit_config(preset: str, **overrides: Any) -> AuditRunConfig:
@@ -83,7 +86,11 @@ def run(config: AuditRunConfig) -> dict[str, Any]:
             raise TrajlabError(f"{type(who).__name__} has no q_value(observations, actions); TrajAuditor needs one")
     run_dir = RunDirectory.create(out, config, command="audit", overwrite=config.overwrite)
     auditor_config = with_shadow_steps(config.auditor, _unlearning_updates(certificate, original))
-    audit = TrajAuditor(original, reference, auditor_config).audit(agent, dataset, ids)
+    in_process = auditor_config.executor == "in-process"
+    shadow_updates = auditor_config.num_shadows * auditor_config.shadow_steps if in_process else 0
+    with update_bar("shadow agents", shadow_updates, enabled=config.progress) as show, \
+            counting_updates(tally(show)):
+        audit = TrajAuditor(original, reference, auditor_config).audit(agent, dataset, ids)
     from trajlab.report import Report
     from trajlab.unlearning.report import audit_plot, audit_section
 

@@ -9,7 +9,9 @@ loss term counts (`scaled_losses`), never the algorithm's code.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,9 +168,26 @@ def method_updates(method: str, config: dict[str, Any], original_updates: int) -
     raise TrajlabError(f"unknown unlearning method {method!r}")
 
 
+_UPDATE_LISTENER: ContextVar[Callable[[], None] | None] = ContextVar("trajlab_update_listener", default=None)
+
+
+@contextmanager
+def counting_updates(listener: Callable[[], None]) -> Iterator[None]:
+    """Within the block, `listener()` is called after every update `train_steps` makes in this process (every
+    method's and every in-process shadow's): what progress bars count."""
+    token = _UPDATE_LISTENER.set(listener)
+    try:
+        yield
+    finally:
+        _UPDATE_LISTENER.reset(token)
+
+
 def train_steps(agent: Any, sampler: Any, steps: int, batch_size: int) -> dict[str, float]:
     """`steps` ordinary updates on batches from `sampler`; the last update's metrics."""
     metrics: dict[str, float] = {}
+    listener = _UPDATE_LISTENER.get()
     for _ in range(steps):
         metrics = agent.update(sampler.sample(batch_size))
+        if listener is not None:
+            listener()
     return metrics

@@ -32,12 +32,14 @@ from trajlab.core.checkpoint import read_checkpoint_metadata
 from trajlab.core.config import from_dict, load_yaml, preset_path, to_dict
 from trajlab.core.errors import TrajlabError
 from trajlab.core.io import sha256_file, write_json_atomic
+from trajlab.core.progress import tally, update_bar
 from trajlab.core.rundir import RunDirectory
 from trajlab.core.seeding import derive_seed, set_threads
 from trajlab.data.dataset import TransitionDataset
 from trajlab.unlearning.base import (
     METHODS,
     check_steps,
+    counting_updates,
     forget_ids_array,
     method_updates,
     select_fraction,
@@ -103,6 +105,8 @@ class ForgetConfig:
     """Torch intra-op threads (None: torch's default)."""
     overwrite: bool = False
     """Replace a finished run already in `out`."""
+    progress: bool = True
+    """Show a progress bar of all updates (method, in-process shadows, retraining) on stderr, on a terminal."""
 
 
 def load_forget_config(preset: str, **overrides: Any) -> ForgetConfig:
@@ -272,10 +276,12 @@ def run(config: ForgetConfig) -> dict[str, Any]:
     set_threads(config.threads)
     request = prepare_request(config)
     run_dir = RunDirectory.create(config.out, config, command="forget", overwrite=config.overwrite)
-    unlearned, wall_time = _unlearn(request, config)
-    checkpoint = _save_unlearned(run_dir, unlearned, request, config)
-    audit = _audit(request, unlearned, config) if config.audit else None
-    evaluation = _evaluate(request, unlearned, config, wall_time) if config.evaluate else None
+    with update_bar(f"forget: {config.method}", _planned_updates(request, config),
+                    enabled=config.progress) as show, counting_updates(tally(show)):
+        unlearned, wall_time = _unlearn(request, config)
+        checkpoint = _save_unlearned(run_dir, unlearned, request, config)
+        audit = _audit(request, unlearned, config) if config.audit else None
+        evaluation = _evaluate(request, unlearned, config, wall_time) if config.evaluate else None
     values = value_summary(request.agent, unlearned, request.dataset, request.forget_ids)
     certificate = build_certificate(
         dataset=request.dataset, forget_ids=request.forget_ids, method=config.method,
@@ -290,6 +296,18 @@ def run(config: ForgetConfig) -> dict[str, Any]:
     result["plots"] = write_forget_report(run_dir, result, certificate, audit)
     run_dir.write_result(result)
     return result
+
+
+def _planned_updates(request: _Request, config: ForgetConfig) -> int:
+    """Updates this request will make in this process: the method's, the in-process shadows', retraining's."""
+    original_updates = int(getattr(request.agent, "num_updates", 0))
+    updates = method_updates(config.method, to_dict(method_config(config)), original_updates)
+    total = updates
+    if config.audit and config.auditor.executor == "in-process":
+        total += config.auditor.num_shadows * with_shadow_steps(config.auditor, updates).shadow_steps
+    if config.evaluate and config.compare_retrain and config.method != "retrain":
+        total += method_updates("retrain", to_dict(config.retrain), original_updates)
+    return total
 
 
 def _unlearn(request: _Request, config: ForgetConfig) -> tuple[Any, float]:

@@ -8,11 +8,9 @@ noise it would have drawn without the interruption.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from trajlab.core.checkpoint import load_checkpoint, read_checkpoint_metadata
 from trajlab.core.config import load_preset, to_dict
 from trajlab.core.errors import TrajlabError
 from trajlab.core.io import write_json_atomic
+from trajlab.core.progress import update_bar
 from trajlab.core.rundir import RunDirectory
 from trajlab.core.seeding import derive_seed, set_threads
 from trajlab.core.spec import SpaceSpec
@@ -197,7 +196,8 @@ class _TrainingLoop:
     def run(self) -> dict[str, Any]:
         self.session_start = time.perf_counter()
         try:
-            with _progress_bar(self.config, self.step) as advance:
+            with update_bar(self.config.algo, self.config.steps, completed=self.step,
+                            enabled=self.config.progress) as advance:
                 while self.step < self.config.steps:
                     self._one_update()
                     self._after_update()
@@ -285,28 +285,6 @@ class _TrainingLoop:
         }
         self.run_dir.write_result(result)
         return result
-
-
-@contextlib.contextmanager
-def _progress_bar(config: TrainConfig, start: int) -> Iterator[Any]:
-    """Yield advance(step): a Rich progress bar on a terminal's stderr, a no-op otherwise."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
-    from rich.text import Text
-
-    class UpdatesPerSecond(ProgressColumn):
-        def render(self, task: Any) -> Text:
-            return Text(f"{task.speed:,.0f} updates/s" if task.speed else "")
-
-    console = Console(stderr=True)
-    if not (config.progress and console.is_terminal):
-        yield lambda step: None
-        return
-    columns = (TextColumn(config.algo), BarColumn(), MofNCompleteColumn(), UpdatesPerSecond(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task(config.algo, total=config.steps, completed=start)
-        every = max(1, min(100, config.steps // 200))
-        yield lambda step: progress.update(task, completed=step) if step % every == 0 else None
 
 
 def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int = 0, env_id: str | None = None) -> dict[str, Any]:

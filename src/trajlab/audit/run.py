@@ -128,7 +128,8 @@ def _unlearning_updates(certificate: dict[str, Any] | None, original: Any) -> in
     if certificate is None:
         return None
     try:
-        return method_updates(certificate["method"], certificate["method_config"], int(original.num_updates))
+        return method_updates(certificate["method"], certificate["method_config"],
+                              int(getattr(original, "num_updates", 0)))
     except (KeyError, TypeError, ValueError):
         raise TrajlabError("the run's certificate.json lacks its method or method_config") from None
 

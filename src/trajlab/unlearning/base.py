@@ -156,16 +156,17 @@ def sampler_for(agent: Any, dataset: TransitionDataset, seed: int, *names: str |
     return dataset.sampler(device=getattr(agent, "device", "cpu"), seed=derive_seed(seed, *names))
 
 
-def method_updates(method: str, config: dict[str, Any], original_updates: int) -> int:
-    """How many updates an unlearning method makes with this config (a dict, as in certificates): what an
-    auditor's shadows should match. Retraining without a step count repeats the original's `original_updates`."""
+def method_updates(method: str, config: dict[str, Any], original_updates: int) -> int | None:
+    """How many updates a built-in unlearning method makes with this config (a dict, as in certificates): what
+    an auditor's shadows should match. Retraining without a step count repeats the original's
+    `original_updates`. None for a method registered elsewhere, whose update count trajlab cannot know."""
     if method == "trajdeleter":
         return int(config["forget_steps"]) + int(config["convergence_steps"])
     if method in ("finetune", "random-reward"):
         return int(config["steps"])
     if method == "retrain":
         return int(original_updates if config.get("steps") is None else config["steps"])
-    raise TrajlabError(f"unknown unlearning method {method!r}")
+    return None
 
 
 _UPDATE_LISTENER: ContextVar[Callable[[], None] | None] = ContextVar("trajlab_update_listener", default=None)

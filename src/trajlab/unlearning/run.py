@@ -302,11 +302,11 @@ def _planned_updates(request: _Request, config: ForgetConfig) -> int:
     """Updates this request will make in this process: the method's, the in-process shadows', retraining's."""
     original_updates = int(getattr(request.agent, "num_updates", 0))
     updates = method_updates(config.method, to_dict(method_config(config)), original_updates)
-    total = updates
+    total = updates or 0
     if config.audit and config.auditor.executor == "in-process":
         total += config.auditor.num_shadows * with_shadow_steps(config.auditor, updates).shadow_steps
     if config.evaluate and config.compare_retrain and config.method != "retrain":
-        total += method_updates("retrain", to_dict(config.retrain), original_updates)
+        total += method_updates("retrain", to_dict(config.retrain), original_updates) or 0
     return total
 
 

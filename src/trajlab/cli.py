@@ -419,6 +419,19 @@ def _nested_overrides(pairs: list[str]) -> dict[str, Any]:
 
 
 SetOption = typer.Option([], "--set", help="Override a preset value: SECTION.KEY=VALUE, e.g. finetune.steps=500.")
+ShadowsOption = typer.Option(None, "--shadows", help="Shadow agents K of TrajAuditor (default 5).")
+ExecutorOption = typer.Option(None, "--executor", help="Shadow training: in-process|local|ray|serial.")
+ControlsOption = typer.Option(
+    None, "--controls", help="Remaining episodes audited as a control group (default: as many as audited).")
+
+
+def _auditor_overrides(set_options: list[str], shadows: int | None, executor: str | None,
+                       controls: int | None) -> dict[str, Any]:
+    """--set overrides with the auditor's own options merged into its section."""
+    overrides = _nested_overrides(set_options)
+    overrides["auditor"] = {**overrides.get("auditor", {}), "num_shadows": shadows, "executor": executor,
+                           "control_episodes": controls}
+    return overrides
 
 
 @app.command("forget")
@@ -435,10 +448,9 @@ def forget_command(
     audit: bool = typer.Option(False, "--audit", help="Audit the forgotten trajectories with TrajAuditor."),
     evaluate: bool = typer.Option(False, "--evaluate", help="Returns of original and unlearned agents."),
     retrain: bool = typer.Option(False, "--retrain", help="With --evaluate: also retrain, for return and time."),
-    shadows: int | None = typer.Option(None, "--shadows", help="Shadow agents for --audit (default 5)."),
-    executor: str | None = typer.Option(None, "--executor", help="Shadow training: in-process|local|ray|serial."),
-    controls: int | None = typer.Option(
-        None, "--controls", help="Remaining episodes audited as a control group (default: as many as audited)."),
+    shadows: int | None = ShadowsOption,
+    executor: str | None = ExecutorOption,
+    controls: int | None = ControlsOption,
     eval_episodes: int | None = typer.Option(None, "--eval-episodes", help="Episodes per evaluation."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     threads: int | None = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
@@ -463,9 +475,7 @@ def forget_command(
     """
     from trajlab.unlearning.run import load_forget_config, run
 
-    overrides = _nested_overrides(set_options)
-    overrides["auditor"] = {**overrides.get("auditor", {}), "num_shadows": shadows, "executor": executor,
-                           "control_episodes": controls}
+    overrides = _auditor_overrides(set_options, shadows, executor, controls)
     config = load_forget_config(
         preset, **{**overrides, **dict(
             agent=str(agent), dataset=str(dataset), out=str(out), method=method,
@@ -486,10 +496,9 @@ def audit_command(
         None, "--reference-dataset", help="D_r for the shadows (default: dataset minus audited/forgotten)."),
     original: Path | None = typer.Option(
         None, "--original", help="Original agent (default: from the run's certificate, else --agent)."),
-    shadows: int | None = typer.Option(None, "--shadows", help="Shadow agents K (default 5)."),
-    executor: str | None = typer.Option(None, "--executor", help="Shadow training: in-process|local|ray|serial."),
-    controls: int | None = typer.Option(
-        None, "--controls", help="Remaining episodes audited as a control group (default: as many as audited)."),
+    shadows: int | None = ShadowsOption,
+    executor: str | None = ExecutorOption,
+    controls: int | None = ControlsOption,
     preset: str = typer.Option("quick", "--preset", help="quick (CPU minutes) or paper (the paper's settings)."),
     out: Path | None = typer.Option(None, "--out", help="Run directory (default runs/audit_<agent run>)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
@@ -508,9 +517,7 @@ def audit_command(
     """
     from trajlab.audit.run import load_audit_config, run
 
-    overrides = _nested_overrides(set_options)
-    overrides["auditor"] = {**overrides.get("auditor", {}), "num_shadows": shadows, "executor": executor,
-                           "control_episodes": controls}
+    overrides = _auditor_overrides(set_options, shadows, executor, controls)
     config = load_audit_config(
         preset, **{**overrides, **dict(
             agent=str(agent), dataset=str(dataset), episodes=_episode_list(episodes),

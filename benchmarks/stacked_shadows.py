@@ -3,8 +3,10 @@
 The shadows are K fine-tunings of the same network on the same data, so their parameters can be stacked along
 a new leading dimension and every update run once for all K with `torch.func.vmap` (each copy its own batch,
 its own smoothing noise; Adam and Polyak averaging are element-wise, so one optimiser over the stacked tensors
-is K independent ones). This script does that for TD3+BC, reusing the agent's own networks and actor loss, and
-times it against the library's paths on the same original agent:
+is K independent ones). This script does that for TD3+BC, running the agent's own per-sample loss methods with
+each copy's weights swapped in (`functional_call`); what it adds is the update's order (critic, then every
+`policy_freq` updates actor and targets), which `update()` keeps to itself. It times this against the
+library's paths on the same original agent:
 
 * sequential: the K fine-tunings one after another in this process (`AuditConfig.executor="in-process"`);
 * pool: `trajlab.execution`'s local process pool, one thread per worker (`executor="local"`), when asked for;
@@ -28,62 +30,70 @@ import time
 from dataclasses import replace
 
 import torch
+from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from trajlab.algos import AGENTS
-from trajlab.algos.offline.td3_bc import td3_bc_actor_loss
 from trajlab.audit import AuditConfig
 from trajlab.audit.shadows import train_shadows
 from trajlab.core.config import load_preset
+from trajlab.core.protocols import Batch
 from trajlab.data import TransitionDataset
 from trajlab.nn.training import adam
 
 
+class _AgentLosses(nn.Module):
+    """The agent's networks as one module, so `functional_call` can swap in one copy's weights while the agent's
+    own loss methods run (they reach the networks through the agent, which holds these same module objects)."""
+
+    def __init__(self, agent) -> None:
+        super().__init__()
+        self.nets = nn.ModuleDict(agent.networks)
+        self.agent = [agent]  # in a list: not a submodule
+
+    def forward(self, loss: str, batch: Batch) -> torch.Tensor:
+        return getattr(self.agent[0], loss)(batch)
+
+
 class StackedTD3BC:
-    """K copies of a TD3+BC agent trained as one: parameters [K, ...], one vmapped update for all copies."""
+    """K copies of a TD3+BC agent trained as one: parameters [K, ...], one vmapped update for all copies, each
+    running the agent's own per-sample critic and actor losses."""
 
     def __init__(self, agent, copies: int) -> None:
         self.agent, self.config, self.copies = agent, agent.config, copies
-        self.modules = {name: copy.deepcopy(agent.networks[name]) for name in agent.networks}
-        self.params = {name: self._stack(name) for name in self.modules}
+        self.losses = _AgentLosses(copy.deepcopy(agent))
+        self.params = {name: self._stack(name) for name in agent.networks}
         self.optimizers = {"critic": adam(self.params["critic"].values(), self.config.critic_lr),
                            "actor": adam(self.params["actor"].values(), self.config.actor_lr)}
         self.num_updates = agent.num_updates
-        self._critic_losses = vmap(self._critic_loss, randomness="different")
-        self._actor_losses = vmap(self._actor_loss, randomness="different")
+        self._per_copy = vmap(self._mean_loss, in_dims=(None, 0, 0), randomness="different")
 
     def _stack(self, name: str) -> dict[str, torch.Tensor]:
         params, _ = stack_module_state([self.agent.networks[name]] * self.copies)
         trainable = name in ("actor", "critic")
         return {key: value.detach().clone().requires_grad_(trainable) for key, value in params.items()}
 
-    def _call(self, name: str, params: dict, *args, **kwargs) -> torch.Tensor:
-        return functional_call(self.modules[name], params, args, kwargs)
+    def _mean_loss(self, loss: str, params: dict, data: tuple) -> torch.Tensor:
+        observations, actions, rewards, next_observations, terminals = data
+        empty = torch.zeros(0)
+        batch = Batch(observations, actions, rewards, next_observations, terminals, empty, empty)
+        return functional_call(self.losses, params, (loss, batch)).mean()
 
-    def _critic_loss(self, critic, critic_target, actor_target, obs, actions, rewards, next_obs, terminals):
-        config = self.config
-        noise = (torch.randn_like(actions) * config.policy_noise).clamp(-config.noise_clip, config.noise_clip)
-        next_actions = (self._call("actor_target", actor_target, next_obs) + noise).clamp(-1.0, 1.0)
-        next_q = self._call("critic_target", critic_target, next_obs, next_actions).min(0).values
-        target = (rewards + config.gamma * (1.0 - terminals) * next_q).detach()
-        return (self._call("critic", critic, obs, actions) - target).pow(2).sum(0).mean()
-
-    def _actor_loss(self, actor, critic, obs, actions):
-        policy_actions = self._call("actor", actor, obs)
-        q_first = self._call("critic", critic, obs, policy_actions, members=slice(0, 1))[0]
-        return td3_bc_actor_loss(q_first, policy_actions, actions, self.config.alpha).mean()
+    def _named(self, **networks: dict) -> dict[str, torch.Tensor]:
+        return {f"nets.{name}.{key}": value for name, params in networks.items() for key, value in params.items()}
 
     def update(self, batches: list) -> None:
         """One update of every copy; `batches[k]` is copy k's raw batch."""
         prepared = [self.agent.preprocess(batch) for batch in batches]
-        data = [torch.stack([getattr(b, field) for b in prepared])
-                for field in ("observations", "actions", "rewards", "next_observations", "terminals")]
+        data = tuple(torch.stack([getattr(b, field) for b in prepared])
+                     for field in ("observations", "actions", "rewards", "next_observations", "terminals"))
         p = self.params
-        critic_loss = self._critic_losses(p["critic"], p["critic_target"], p["actor_target"], *data).sum()
-        self._step("critic", critic_loss)
+        everything = self._named(**p)
+        self._step("critic", self._per_copy("_critic_loss_eager", everything, data).sum())
         if self.num_updates % self.config.policy_freq == 0:
             frozen_critic = {key: value.detach() for key, value in p["critic"].items()}
-            self._step("actor", self._actor_losses(p["actor"], frozen_critic, data[0], data[1]).sum())
+            self._step("actor", self._per_copy("_actor_loss_eager", self._named(**{**p, "critic": frozen_critic}),
+                                               data).sum())
             with torch.no_grad():
                 for source, target in (("actor", "actor_target"), ("critic", "critic_target")):
                     torch._foreach_lerp_(list(p[target].values()), list(p[source].values()), self.config.tau)
@@ -97,6 +107,10 @@ class StackedTD3BC:
 
     def copy_weights(self, index: int, name: str) -> dict[str, torch.Tensor]:
         return {key: value[index].detach() for key, value in self.params[name].items()}
+
+    def forward(self, name: str, index: int, *inputs: torch.Tensor) -> torch.Tensor:
+        """Network `name` of copy `index` applied to `inputs`."""
+        return functional_call(self.agent.networks[name], self.copy_weights(index, name), inputs)
 
 
 def check_against_sequential(original, dataset: TransitionDataset, steps: int = 20) -> dict[str, float]:
@@ -118,8 +132,8 @@ def check_against_sequential(original, dataset: TransitionDataset, steps: int = 
     action_gap, q_gap = 0.0, 0.0
     with torch.no_grad():
         for k, agent in enumerate(sequential):
-            actions = stacked._call("actor", stacked.copy_weights(k, "actor"), held_out.observations)
-            q = stacked._call("critic", stacked.copy_weights(k, "critic"), held_out.observations, held_out.actions)
+            actions = stacked.forward("actor", k, held_out.observations)
+            q = stacked.forward("critic", k, held_out.observations, held_out.actions)
             reference_q = agent.critic(held_out.observations, held_out.actions)
             action_gap = max(action_gap, float((actions - agent.actor(held_out.observations)).abs().max()))
             q_gap = max(q_gap, float((q - reference_q).abs().max() / reference_q.abs().mean()))

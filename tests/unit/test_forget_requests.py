@@ -57,6 +57,7 @@ BAD_REQUESTS = {
     "missing agent": (["--episodes", "3", "--agent", "{dir}/nowhere"], "no such agent run or checkpoint"),
     "bad method setting": (["--episodes", "3", "--set", "trajdeleter.block_length=0"], "block_length must be positive"),
     "bad auditor setting": (["--episodes", "3", "--audit", "--executor", "cluster"], "unknown executor 'cluster'"),
+    "negative control group": (["--episodes", "3", "--audit", "--controls", "-1"], "control_episodes must be"),
     "evaluate without an environment": (["--episodes", "3", "--evaluate"], "unknown environment 'synthetic'"),
 }
 

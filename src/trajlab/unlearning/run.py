@@ -328,7 +328,8 @@ def _save_unlearned(run_dir: RunDirectory, unlearned: Any, request: _Request, co
 
 
 def _audit(request: _Request, unlearned: Any, config: ForgetConfig) -> AuditResult:
-    updates = method_updates(config.method, to_dict(method_config(config)), int(request.agent.num_updates))
+    updates = method_updates(config.method, to_dict(method_config(config)),
+                             int(getattr(request.agent, "num_updates", 0)))
     auditor = TrajAuditor(request.agent, request.dataset.without(request.forget_ids),
                           with_shadow_steps(config.auditor, updates))
     return auditor.audit(unlearned, request.dataset, request.forget_ids)

@@ -20,6 +20,7 @@ demo: $(STAMP)
 	MUJOCO_GL=egl $(BIN)/trajlab quickstart
 
 test: $(STAMP)
+	$(BIN)/lint-imports --no-logo --no-cache
 	MUJOCO_GL=egl $(BIN)/python -m pytest -q -n 2 -m "not slow" tests
 
 bench: $(STAMP)

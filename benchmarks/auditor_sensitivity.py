@@ -23,10 +23,10 @@ import torch
 
 from trajlab.algos import load_agent
 from trajlab.audit import AuditConfig, TrajAuditor, efficacy_evaluation
+from trajlab.commands.forget import load_forget_config
 from trajlab.data import TransitionDataset
 from trajlab.unlearning import RetrainConfig, unlearn
 from trajlab.unlearning.base import select_fraction
-from trajlab.unlearning.run import load_forget_config
 
 
 def main() -> None:

@@ -27,17 +27,17 @@ import numpy as np
 import torch
 
 from trajlab.algos import load_agent
-from trajlab.algos.offline.train import TrainConfig
-from trajlab.algos.offline.train import run as train
 from trajlab.audit import TrajAuditor, efficacy_evaluation
 from trajlab.audit.trajauditor import with_shadow_steps
+from trajlab.commands.forget import load_forget_config, method_config, value_summary
 from trajlab.core.config import to_dict
 from trajlab.core.seeding import derive_seed
 from trajlab.data import TransitionDataset
 from trajlab.eval import evaluate
+from trajlab.training.offline import TrainConfig
+from trajlab.training.offline import run as train
 from trajlab.unlearning import METHODS
 from trajlab.unlearning.base import method_updates, select_fraction
-from trajlab.unlearning.run import load_forget_config, method_config, value_summary
 
 METHOD_ORDER = ("trajdeleter", "finetune", "random-reward", "retrain")
 

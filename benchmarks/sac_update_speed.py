@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from trajlab.algos.online.replay import ReplayBuffer
+from trajlab.data.replay import ReplayBuffer
 from trajlab.algos.online.sac import SAC, SACConfig
 from trajlab.core.io import write_json_atomic
 from trajlab.core.spec import SpaceSpec

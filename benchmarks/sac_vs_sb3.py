@@ -101,9 +101,9 @@ def run_sb3(args: argparse.Namespace) -> dict[str, Any]:
 def run_trajlab(args: argparse.Namespace) -> dict[str, Any]:
     import trajlab
     from trajlab.algos.online.sac import SAC, SACConfig
-    from trajlab.algos.online.trainer import OnlineTrainConfig, train_online
     from trajlab.core.spec import SpaceSpec
     from trajlab.envs import make
+    from trajlab.training.online import OnlineTrainConfig, train_online
 
     config = OnlineTrainConfig(
         algo="sac", env_id=args.env, total_steps=args.steps, learning_starts=args.learning_starts,

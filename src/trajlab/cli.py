@@ -98,8 +98,8 @@ def data_generate(
 
       trajlab data generate --env Hopper-v5 --quality medium-replay --out hopper-mr.hdf5 --preset paper --seed 1
     """
+    from trajlab.commands.generate import GenerateConfig, run
     from trajlab.core.config import load_preset, replace
-    from trajlab.data.generate import GenerateConfig, run
 
     config = load_preset(
         GenerateConfig, "data", preset, env_id=env, quality=quality, out=str(out), seed=seed,
@@ -257,7 +257,7 @@ def _episode_id_list(text: str) -> list[int]:
         raise TrajlabError(f"episode ids must be comma-separated integers, got {text!r}") from None
 
 
-# ---- offline training and evaluation: train, eval (trajlab.algos.offline.train) ---------------------------
+# ---- offline training and evaluation: train, eval (trajlab.training.offline) ---------------------------
 def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
     """KEY=VALUE strings -> {key: YAML-parsed value} (so 0.5 is a float, [64, 64] a list, true a bool)."""
     import yaml
@@ -308,7 +308,7 @@ def offline_train(
 
       trajlab train --algo td3_bc --dataset data.hdf5 --steps 20000 --set alpha=5.0 --out runs/td3bc-a5
     """
-    from trajlab.algos.offline.train import TrainConfig, run
+    from trajlab.training.offline import TrainConfig, run
 
     config = TrainConfig(
         algo=algo, dataset=str(dataset), steps=steps, preset=preset, overrides=_parse_overrides(set_options),
@@ -335,12 +335,12 @@ def offline_eval(
 
       trajlab eval runs/cql-hopper --episodes 20 --seed 100 --json
     """
-    from trajlab.algos.offline.train import evaluate_run
+    from trajlab.training.offline import evaluate_run
 
     emit(evaluate_run(run_dir, episodes=episodes, seed=seed, env_id=env), as_json)
 
 
-# ---- online training: train-online (trajlab.algos.online.trainer) -----------------------------------------
+# ---- online training: train-online (trajlab.training.online) -----------------------------------------
 DROQ_OPTIONS = {"critic_dropout": 0.01, "critic_layer_norm": True, "utd_ratio": 20}
 """What --droq sets (Hiraoka et al. 2022): dropout and layer norm in the critics, 20 updates per env step."""
 
@@ -384,7 +384,8 @@ def train_online_command(
 
       trajlab train-online --algo sac --env Pendulum-v1 --steps 5000 --set hidden=[64,64] --json
     """
-    from trajlab.algos.online.trainer import load_online_config, run
+    from trajlab.commands.train import run_online as run
+    from trajlab.training.online import load_online_config
 
     overrides = {**(DROQ_OPTIONS if droq else {}), **({"utd_ratio": utd} if utd is not None else {})}
     overrides.update(_parse_overrides(set_options))
@@ -401,7 +402,7 @@ def _episode_list(text: str | None) -> tuple[int, ...] | None:
     """'3,17,42' -> (3, 17, 42) (None when not given); non-integers are a user error."""
     if text is None:
         return None
-    from trajlab.unlearning.run import parse_episode_ids
+    from trajlab.data.ids import parse_episode_ids
 
     return tuple(parse_episode_ids(text))
 
@@ -473,7 +474,7 @@ def forget_command(
 
       trajlab forget --agent runs/td3 --dataset hopper.hdf5 --episodes 7 --set trajdeleter.balance=0.5 --out runs/f3
     """
-    from trajlab.unlearning.run import load_forget_config, run
+    from trajlab.commands.forget import load_forget_config, run
 
     overrides = _auditor_overrides(set_options, shadows, executor, controls)
     config = load_forget_config(
@@ -515,7 +516,7 @@ def audit_command(
 
       trajlab audit --agent runs/td3 --dataset hopper.hdf5 --episodes-file ids.txt --shadows 5 --executor local --json
     """
-    from trajlab.audit.run import load_audit_config, run
+    from trajlab.commands.audit import load_audit_config, run
 
     overrides = _auditor_overrides(set_options, shadows, executor, controls)
     config = load_audit_config(
@@ -554,7 +555,7 @@ def poison_command(
 
       trajlab poison --dataset hopper-mr.hdf5 --algo iql --fraction 0.05 --methods trajdeleter,retrain --out runs/p2
     """
-    from trajlab.poison.run import load_poison_config, run
+    from trajlab.commands.poison import load_poison_config, run
 
     overrides = _nested_overrides(set_options)
     overrides["poison"] = {**overrides.get("poison", {}), "fraction": fraction}
@@ -567,7 +568,7 @@ def poison_command(
     emit(run(config), as_json)
 
 
-# ---- quickstart (trajlab.quickstart) ----------------------------------------------------------------------
+# ---- quickstart (trajlab.commands.quickstart) ----------------------------------------------------------------------
 @app.command("quickstart")
 def quickstart(
     out: Path = typer.Option(Path("runs/quickstart"), "--out", help="Folder of the runs and report.html (replaced)."),
@@ -586,8 +587,8 @@ def quickstart(
 
       trajlab quickstart --out runs/demo --seed 1
     """
+    from trajlab.commands.quickstart import QuickstartConfig, run
     from trajlab.core.config import load_preset
-    from trajlab.quickstart import QuickstartConfig, run
 
     config = load_preset(QuickstartConfig, "quickstart", "default", out=str(out), seed=seed,
                          train_steps=train_steps)

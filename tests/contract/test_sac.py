@@ -8,7 +8,7 @@ import torch
 
 from trajlab.algos import AGENTS, load_agent, save_agent
 from trajlab.algos.online.sac import SAC, SACConfig
-from trajlab.algos.online.trainer import OnlineTrainConfig, build_agent, train_online
+from trajlab.training.online import OnlineTrainConfig, build_agent, train_online
 from trajlab.core.errors import TrajlabError
 from trajlab.core.rundir import RunDirectory
 from trajlab.testing import check_agent

@@ -111,7 +111,7 @@ def test_other_qualities_reuse_the_behaviour_policies(generated, capsys):
 
 
 def test_interrupted_generation_resumes_to_the_same_policies(generated, tmp_path, monkeypatch, capsys):
-    from trajlab.data import generate
+    from trajlab.commands import generate
 
     original_call = generate._Snapshots.__call__
 

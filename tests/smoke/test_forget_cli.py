@@ -9,14 +9,15 @@ from pathlib import Path
 import pytest
 
 from trajlab.algos import load_agent
-from trajlab.algos.offline.train import TrainConfig
-from trajlab.algos.offline.train import run as train
 from trajlab.cli import main
+from trajlab.commands.forget import RESULT_KEYS
 from trajlab.core.io import sha256_file
 from trajlab.data import TransitionDataset
+from trajlab.data.ids import trajectory_hash
 from trajlab.testing import synthetic_dataset
-from trajlab.unlearning.certificate import trajectory_hash, verify_certificate_hashes
-from trajlab.unlearning.run import RESULT_KEYS
+from trajlab.training.offline import TrainConfig
+from trajlab.training.offline import run as train
+from trajlab.unlearning.certificate import verify_certificate_hashes
 
 FEW_STEPS = ["--set", "trajdeleter.forget_steps=40", "--set", "trajdeleter.convergence_steps=10", "--set",
              "trajdeleter.block_length=10", "--set", "finetune.steps=50", "--set", "random_reward.steps=50",
@@ -125,7 +126,7 @@ def test_forget_fraction_and_evaluate_in_a_real_environment(tmp_path, capsys):
 
 
 def test_quickstart_step_forgets_one_percent_and_audits(trained):
-    from trajlab.unlearning.run import quickstart_step
+    from trajlab.commands.forget import quickstart_step
 
     result = quickstart_step(trained / "run", trained / "data.hdf5", trained / "quickstart", seed=0,
                              trajdeleter={"forget_steps": 20, "convergence_steps": 5, "block_length": 5},
@@ -153,7 +154,7 @@ def test_shadows_fine_tune_as_long_as_the_audited_unlearning_by_default(trained,
 def test_progress_counts_every_update_the_request_plans(trained, monkeypatch):
     from contextlib import contextmanager
 
-    from trajlab.unlearning import run as forget_run
+    from trajlab.commands import forget as forget_run
 
     seen = {}
 

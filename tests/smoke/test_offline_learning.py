@@ -1,6 +1,6 @@
 """Slow: each offline algorithm, quick preset, learns well above random return on a generated Pendulum dataset.
 
-The dataset is medium-expert data of a small SAC behaviour policy (`trajlab.data.generate`, about a minute);
+The dataset is medium-expert data of a small SAC behaviour policy (`trajlab.commands.generate`, about a minute);
 each agent then trains for 3,000 updates (10-60 s on 2 CPU cores) and is evaluated on 5 episodes.
 Run with `pytest -m slow tests/smoke/test_offline_learning.py`.
 """
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from trajlab.algos.offline.train import TrainConfig, run
-from trajlab.data.generate import GenerateConfig
-from trajlab.data.generate import run as generate
+from trajlab.commands.generate import GenerateConfig
+from trajlab.commands.generate import run as generate
+from trajlab.training.offline import TrainConfig, run
 
 pytestmark = pytest.mark.slow
 

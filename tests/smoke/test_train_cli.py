@@ -12,9 +12,9 @@ import pytest
 from safetensors.torch import load_file
 
 from trajlab.algos import load_agent
-from trajlab.algos.offline.train import RESULT_KEYS
 from trajlab.cli import main
 from trajlab.testing import synthetic_dataset
+from trajlab.training.offline import RESULT_KEYS
 
 TINY = ["--set", "batch_size=16", "--log-every", "2", "--checkpoint-every", "3"]
 

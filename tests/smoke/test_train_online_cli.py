@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from trajlab.algos import load_agent
-from trajlab.algos.online import trainer
-from trajlab.algos.online.trainer import RESULT_KEYS
+from trajlab.training import online as trainer
 from trajlab.cli import main
 from trajlab.core.checkpoint import load_checkpoint
+from trajlab.training.online import RESULT_KEYS
 
 TINY = ["--env", "Pendulum-v1", "--steps", "400", "--learning-starts", "100", "--eval-every", "200",
         "--eval-episodes", "2", "--checkpoint-every", "100", "--log-every", "100", "--set", "hidden=[16,16]",

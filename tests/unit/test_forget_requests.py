@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from trajlab.algos import load_agent
-from trajlab.algos.offline.train import TrainConfig
-from trajlab.algos.offline.train import run as train
 from trajlab.cli import main
 from trajlab.core.errors import TrajlabError
+from trajlab.data.ids import parse_episode_ids, read_episodes_file
 from trajlab.testing import synthetic_dataset
+from trajlab.training.offline import TrainConfig
+from trajlab.training.offline import run as train
 from trajlab.unlearning import METHODS, unlearn
 from trajlab.unlearning.base import select_fraction
-from trajlab.unlearning.run import parse_episode_ids, read_episodes_file
 
 
 @pytest.fixture(scope="module")

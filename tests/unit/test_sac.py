@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from trajlab.algos.online.replay import ReplayBuffer
+from trajlab.data.replay import ReplayBuffer
 from trajlab.algos.online.sac import SAC, SACConfig, alpha_loss_per_sample, soft_td_target
 from trajlab.core.errors import TrajlabError
 from trajlab.core.protocols import Batch

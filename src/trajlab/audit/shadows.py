@@ -23,7 +23,7 @@ from trajlab.core.errors import TrajlabError
 from trajlab.core.seeding import derive_seed
 from trajlab.data.dataset import TransitionDataset
 from trajlab.execution import EXECUTORS, Job, run_jobs
-from trajlab.unlearning.base import batch_size_of, copy_agent, train_steps
+from trajlab.training.steps import batch_size_of, copy_agent, train_steps
 
 IN_PROCESS = "in-process"
 

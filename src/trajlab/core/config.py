@@ -118,3 +118,19 @@ def load_yaml(path: str | Path) -> Any:
         raise TrajlabError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
     except OSError as error:
         raise TrajlabError(f"{path}: cannot read ({error.strerror})") from None
+
+
+def load_nested_preset(cls: type, system: str, preset: str, overrides: dict[str, Any]) -> Any:
+    """`cls` from configs/<system>/<preset>.yaml, merging dict overrides into nested sections key by key."""
+    path = preset_path(system, preset)
+    if not path.is_file():
+        available = sorted(p.stem for p in path.parent.glob("*.yaml")) if path.parent.is_dir() else []
+        raise TrajlabError(f"unknown preset {preset!r} for {system}; available: {', '.join(available) or 'none'}")
+    values = dict(load_yaml(path) or {})
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            base = values.get(key) if isinstance(values.get(key), dict) else {}
+            values[key] = {**base, **{k: v for k, v in value.items() if v is not None}}
+        elif value is not None:
+            values[key] = value
+    return from_dict(cls, {**values, "preset": preset}, where=f"{system}/{preset}")

@@ -165,3 +165,20 @@ def _config_dict(config: Any) -> dict[str, Any]:
     if isinstance(config, dict):
         return config
     return to_dict(config)
+
+
+def agent_checkpoint(path: str | Path) -> Path:
+    """The checkpoint file of a run directory (final, else latest step) or the file itself."""
+    source = Path(path)
+    if source.is_file():
+        return source
+    if not source.is_dir():
+        raise TrajlabError(f"{source}: no such agent run or checkpoint")
+    final = source / "checkpoints" / "final.safetensors"
+    if final.is_file():
+        return final
+    run = RunDirectory(source)
+    latest = run.latest_checkpoint() if run.checkpoints.is_dir() else None
+    if latest is None:
+        raise TrajlabError(f"{source}: run has no checkpoints/final.safetensors (unfinished or not a trajlab run)")
+    return latest

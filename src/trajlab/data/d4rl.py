@@ -19,7 +19,7 @@ import numpy as np
 from trajlab.core.errors import TrajlabError
 from trajlab.core.io import atomic_path
 from trajlab.data.dataset import TransitionDataset
-from trajlab.data.hdf5 import METADATA_ATTR
+from trajlab.data.schema import METADATA_ATTR
 
 REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals")
 OPTIONAL_KEYS = ("timeouts", "next_observations", "costs", "episode_ids", "transition_ids")

@@ -18,12 +18,10 @@ import torch
 from trajlab.core.errors import TrajlabError
 from trajlab.core.protocols import Batch
 from trajlab.core.spec import SpaceSpec
+from trajlab.data.schema import ARRAY_FIELDS, COLUMNS, ID_FIELDS
 
 if TYPE_CHECKING:
     from trajlab.data.sampler import TensorSampler
-
-ARRAY_FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
-ID_FIELDS = ("episode_ids", "transition_ids")
 
 
 @dataclass(frozen=True)
@@ -48,7 +46,7 @@ class Episode:
         return float(self.rewards.sum())
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class TransitionDataset:
     """Offline RL transitions (D4RL layout) with stable episode and transition ids.
 
@@ -67,6 +65,13 @@ class TransitionDataset:
     transition_ids: np.ndarray
     costs: np.ndarray | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        kind = f"{self.action_dim} discrete actions" if self.discrete else f"actions {self.action_dim}-d"
+        env = self.metadata.get("env_id")
+        return (f"TransitionDataset({self.num_episodes} episodes, {len(self)} transitions, "
+                f"observations {self.observation_dim}-d, {kind}{', costs' if self.costs is not None else ''}"
+                f"{f', env_id={env!r}' if env else ''})")
 
     def __post_init__(self) -> None:
         for name, value in _coerce(self).items():
@@ -279,21 +284,29 @@ class TransitionDataset:
         """A fast sampler holding the data as tensors on `device` (no per-step NumPy conversion)."""
         from trajlab.data.sampler import TensorSampler
 
-        return TensorSampler(self, device=device, seed=seed)
+        return TensorSampler(self.columns(), device=device, seed=seed)
 
     # --- files --------------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write an HDF5 file in the D4RL layout plus id arrays and metadata (atomically)."""
-        from trajlab.data.hdf5 import save_hdf5
+        from trajlab.data.hdf5 import save_columns
 
-        return save_hdf5(self, path)
+        return save_columns(path, self.columns(), self.metadata)
 
     @classmethod
     def load(cls, path: str | Path) -> TransitionDataset:
         """Read a file written by `save` (errors name the file and the problem)."""
-        from trajlab.data.hdf5 import load_hdf5
+        from trajlab.data.hdf5 import load_columns
 
-        return load_hdf5(path)
+        columns, metadata, source = load_columns(path)
+        try:
+            return cls(**columns, metadata=metadata)
+        except TrajlabError as error:
+            raise TrajlabError(f"{source}: {error}") from None
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Every per-transition array by its schema name (`costs` only when the dataset has costs)."""
+        return {name: getattr(self, name) for name in COLUMNS if getattr(self, name) is not None}
 
     def summary(self) -> dict[str, Any]:
         """Counts, dimensions and return statistics, for `trajlab data info`."""

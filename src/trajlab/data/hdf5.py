@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -11,29 +12,26 @@ import numpy as np
 import trajlab
 from trajlab.core.errors import TrajlabError
 from trajlab.core.io import atomic_path
-from trajlab.data.dataset import ARRAY_FIELDS, ID_FIELDS, TransitionDataset
+from trajlab.data.schema import ARRAY_FIELDS, FORMAT_ATTR, FORMAT_VERSION, ID_FIELDS, METADATA_ATTR, OPTIONAL_FIELDS
 
-METADATA_ATTR = "trajlab_metadata"
-FORMAT_ATTR = "trajlab_format"
-FORMAT_VERSION = 1
 # fletcher32 checksums every chunk, so a corrupted file fails to load instead of loading wrong numbers
 _CHUNK_OPTIONS = {"compression": "gzip", "compression_opts": 1, "fletcher32": True}
 
 
-def save_hdf5(dataset: TransitionDataset, path: str | Path) -> Path:
+def save_columns(path: str | Path, columns: dict[str, np.ndarray], metadata: dict[str, Any]) -> Path:
+    """Write a dataset's columns (schema names) and metadata as one trajlab HDF5 file, atomically."""
     target = Path(path)
-    metadata = {**dataset.metadata, "trajlab_version": trajlab.__version__}
+    stored = {**metadata, "trajlab_version": trajlab.__version__}
     with atomic_path(target) as temp, h5py.File(temp, "w") as handle:
-        for name in (*ARRAY_FIELDS, *ID_FIELDS):
-            handle.create_dataset(name, data=getattr(dataset, name), **_CHUNK_OPTIONS)
-        if dataset.costs is not None:
-            handle.create_dataset("costs", data=dataset.costs, **_CHUNK_OPTIONS)
-        handle.attrs[METADATA_ATTR] = json.dumps(metadata, default=str)
+        for name, values in columns.items():
+            handle.create_dataset(name, data=values, **_CHUNK_OPTIONS)
+        handle.attrs[METADATA_ATTR] = json.dumps(stored, default=str)
         handle.attrs[FORMAT_ATTR] = FORMAT_VERSION
     return target
 
 
-def load_hdf5(path: str | Path) -> TransitionDataset:
+def load_columns(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any], Path]:
+    """(columns, metadata, path) of a trajlab HDF5 file; a file that lacks a required column is a user error."""
     source = Path(path)
     arrays, attrs = read_hdf5_arrays(source)
     missing = [name for name in (*ARRAY_FIELDS, *ID_FIELDS) if name not in arrays]
@@ -45,14 +43,8 @@ def load_hdf5(path: str | Path) -> TransitionDataset:
         metadata = json.loads(attrs.get(METADATA_ATTR, "{}"))
     except json.JSONDecodeError:
         raise TrajlabError(f"{source}: metadata attribute is not valid JSON") from None
-    try:
-        return TransitionDataset(
-            **{name: arrays[name] for name in (*ARRAY_FIELDS, *ID_FIELDS)},
-            costs=arrays.get("costs"),
-            metadata=metadata,
-        )
-    except TrajlabError as error:
-        raise TrajlabError(f"{source}: {error}") from None
+    wanted = (*ARRAY_FIELDS, *ID_FIELDS, *OPTIONAL_FIELDS)
+    return {name: arrays[name] for name in wanted if name in arrays}, metadata, source
 
 
 def read_hdf5_arrays(source: Path) -> tuple[dict[str, np.ndarray], dict[str, object]]:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
 
 import numpy as np
 import torch
 
 from trajlab.core.protocols import Batch
 from trajlab.core.seeding import torch_generator
-
-if TYPE_CHECKING:
-    from trajlab.data.dataset import TransitionDataset
 
 
 class TensorSampler:
@@ -20,23 +17,23 @@ class TensorSampler:
     `weights` (one per row, optional) gives each sampled transition a loss weight through `Batch.weights`.
     """
 
-    def __init__(self, dataset: TransitionDataset, *, device: str | torch.device = "cpu", seed: int = 0) -> None:
+    def __init__(self, columns: Mapping[str, np.ndarray], *, device: str | torch.device = "cpu", seed: int = 0) -> None:
         self.device = torch.device(device)
-        self.size = len(dataset)
+        self.size = len(columns["rewards"])
         if self.size == 0:
             from trajlab.core.errors import TrajlabError
 
             raise TrajlabError("cannot sample from an empty dataset")
         as_tensor = lambda array: torch.from_numpy(np.array(array)).to(self.device)  # noqa: E731
-        self.observations = as_tensor(dataset.observations)
-        self.actions = as_tensor(dataset.actions)
-        self.rewards = as_tensor(dataset.rewards)
-        self.next_observations = as_tensor(dataset.next_observations)
-        self.terminals = as_tensor(dataset.terminals).float()
-        self.timeouts = as_tensor(dataset.timeouts).float()
-        self.transition_ids = as_tensor(dataset.transition_ids)
-        self.episode_ids = as_tensor(dataset.episode_ids)
-        self.costs = None if dataset.costs is None else as_tensor(dataset.costs)
+        self.observations = as_tensor(columns["observations"])
+        self.actions = as_tensor(columns["actions"])
+        self.rewards = as_tensor(columns["rewards"])
+        self.next_observations = as_tensor(columns["next_observations"])
+        self.terminals = as_tensor(columns["terminals"]).float()
+        self.timeouts = as_tensor(columns["timeouts"]).float()
+        self.transition_ids = as_tensor(columns["transition_ids"])
+        self.episode_ids = as_tensor(columns["episode_ids"])
+        self.costs = None if columns.get("costs") is None else as_tensor(columns["costs"])
         self.row_weights: torch.Tensor | None = None
         self.generator = torch_generator(seed, self.device)
 

@@ -8,10 +8,7 @@ loss term counts (`scaled_losses`), never the algorithm's code.
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +18,7 @@ from trajlab.core.errors import TrajlabError
 from trajlab.core.registry import Registry
 from trajlab.core.seeding import derive_seed
 from trajlab.data.dataset import TransitionDataset
+from trajlab.data.ids import check_dataset_matches, forget_ids_array
 
 UnlearnFunction = Callable[[Any, TransitionDataset, np.ndarray, Any], Any]
 
@@ -60,16 +58,6 @@ def method_for_config(config: Any) -> UnlearningMethod:
 
 
 # --- forget requests ----------------------------------------------------------------------------------------
-def forget_ids_array(episode_ids: Iterable[int]) -> np.ndarray:
-    """Sorted unique episode ids as int64 (non-integers are a user error)."""
-    values = list(episode_ids)
-    try:
-        array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TrajlabError(f"episode ids must be integers, got {values[:5]}") from None
-    if array.size and not np.all(np.isfinite(array) & (array == np.round(array))):
-        raise TrajlabError(f"episode ids must be integers, got {values[:5]}")
-    return np.unique(array.astype(np.int64))
 
 
 def validate_request(agent: Any, dataset: TransitionDataset, forget_episode_ids: Iterable[int],
@@ -95,22 +83,6 @@ def validate_request(agent: Any, dataset: TransitionDataset, forget_episode_ids:
     return ids
 
 
-def check_dataset_matches(agent: Any, dataset: TransitionDataset, *, expected_env: str | None = None) -> None:
-    """The dataset must have the agent's observation/action spaces and, when both are known, its environment."""
-    spec = getattr(agent, "spec", None)
-    if spec is not None:
-        found = (dataset.observation_dim, dataset.action_dim, dataset.discrete)
-        wanted = (spec.observation_dim, spec.action_dim, spec.discrete)
-        if found != wanted:
-            raise TrajlabError(
-                f"dataset does not match the agent: observations {found[0]}-d, actions {found[1]}"
-                f"{' discrete' if found[2] else '-d'}; the agent has observations {wanted[0]}-d, actions "
-                f"{wanted[1]}{' discrete' if wanted[2] else '-d'}")
-    env_id = dataset.metadata.get("env_id")
-    if expected_env and env_id and env_id != expected_env:
-        raise TrajlabError(f"dataset is from {env_id} but the agent was trained on {expected_env}")
-
-
 def select_fraction(dataset: TransitionDataset, fraction: float, seed: int) -> np.ndarray:
     """A seeded random `fraction` of the dataset's episodes (at least one)."""
     if not 0.0 < fraction < 1.0:
@@ -127,33 +99,6 @@ def split_request(dataset: TransitionDataset, forget_ids: np.ndarray) -> tuple[T
 
 
 # --- agents -------------------------------------------------------------------------------------------------
-def copy_agent(agent: Any) -> Any:
-    """An independent copy (weights, optimiser states, target networks, counters); the original stays as it is."""
-    return copy.deepcopy(agent)
-
-
-def batch_size_of(agent: Any, override: int | None) -> int:
-    """The batch size to train with: the method's override, else the agent's own config."""
-    if override is not None:
-        if override <= 0:
-            raise TrajlabError(f"batch_size must be positive, got {override}")
-        return override
-    size = getattr(getattr(agent, "config", None), "batch_size", None)
-    if size is None:
-        raise TrajlabError(f"{type(agent).__name__} has no config.batch_size; set batch_size in the method config")
-    return int(size)
-
-
-def check_steps(**steps: int) -> None:
-    """Step counts must be non-negative integers."""
-    for name, value in steps.items():
-        if int(value) != value or value < 0:
-            raise TrajlabError(f"{name} must be a non-negative integer, got {value}")
-
-
-def sampler_for(agent: Any, dataset: TransitionDataset, seed: int, *names: str | int) -> Any:
-    """A tensor sampler on the agent's device, seeded by a named child of `seed`."""
-    return dataset.sampler(device=getattr(agent, "device", "cpu"), seed=derive_seed(seed, *names))
 
 
 def method_updates(method: str, config: dict[str, Any], original_updates: int) -> int | None:
@@ -169,26 +114,3 @@ def method_updates(method: str, config: dict[str, Any], original_updates: int) -
     return None
 
 
-_UPDATE_LISTENER: ContextVar[Callable[[], None] | None] = ContextVar("trajlab_update_listener", default=None)
-
-
-@contextmanager
-def counting_updates(listener: Callable[[], None]) -> Iterator[None]:
-    """Within the block, `listener()` is called after every update `train_steps` makes in this process (every
-    method's and every in-process shadow's): what progress bars count."""
-    token = _UPDATE_LISTENER.set(listener)
-    try:
-        yield
-    finally:
-        _UPDATE_LISTENER.reset(token)
-
-
-def train_steps(agent: Any, sampler: Any, steps: int, batch_size: int) -> dict[str, float]:
-    """`steps` ordinary updates on batches from `sampler`; the last update's metrics."""
-    metrics: dict[str, float] = {}
-    listener = _UPDATE_LISTENER.get()
-    for _ in range(steps):
-        metrics = agent.update(sampler.sample(batch_size))
-        if listener is not None:
-            listener()
-    return metrics

@@ -8,7 +8,6 @@ wall time, and the audit verdict when one was run.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -16,32 +15,20 @@ from typing import Any
 import numpy as np
 
 import trajlab
-from trajlab.data.dataset import Episode, TransitionDataset
+from trajlab.data.dataset import TransitionDataset
+from trajlab.data.ids import HASHED_FIELDS, trajectory_hash, trajectory_hashes
 
 CERTIFICATE_VERSION = 1
-HASHED_FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
-
-
-def trajectory_hash(episode: Episode) -> str:
-    """sha256 over each array's name, dtype, shape and bytes (C order), in a fixed field order."""
-    digest = hashlib.sha256()
-    for name in HASHED_FIELDS:
-        array = np.ascontiguousarray(getattr(episode, name))
-        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
-
-
-def trajectory_hashes(dataset: TransitionDataset, episode_ids: Iterable[int]) -> dict[str, str]:
-    """Episode id (as a string, for JSON) -> content hash."""
-    return {str(int(i)): trajectory_hash(dataset.episode(int(i))) for i in episode_ids}
 
 
 def build_certificate(*, dataset: TransitionDataset, forget_ids: Iterable[int], method: str, method_config: dict,
                       original_checkpoint: str, original_checkpoint_sha256: str, algorithm: str,
-                      wall_time_seconds: float, dataset_path: str | None = None,
-                      audit: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The certificate as a JSON-ready dict."""
+                      wall_time_seconds: float, unlearning_updates: int | None = None,
+                      dataset_path: str | None = None, audit: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The certificate as a JSON-ready dict.
+
+    `unlearning_updates` is the number of gradient updates the method made (None when trajlab cannot know it):
+    an auditor trains its shadows as long, so it reads this instead of knowing every method."""
     ids = [int(i) for i in forget_ids]
     certificate: dict[str, Any] = {
         "certificate_version": CERTIFICATE_VERSION,
@@ -58,6 +45,7 @@ def build_certificate(*, dataset: TransitionDataset, forget_ids: Iterable[int], 
         "original_checkpoint": original_checkpoint,
         "original_checkpoint_sha256": original_checkpoint_sha256,
         "wall_time_seconds": float(wall_time_seconds),
+        "unlearning_updates": None if unlearning_updates is None else int(unlearning_updates),
         "hash_fields": list(HASHED_FIELDS),
     }
     if audit is not None:

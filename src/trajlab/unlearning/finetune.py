@@ -11,16 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from trajlab.data.dataset import TransitionDataset
-from trajlab.unlearning.base import (
-    batch_size_of,
-    check_steps,
-    copy_agent,
-    register_method,
-    sampler_for,
-    split_request,
-    train_steps,
-    validate_request,
-)
+from trajlab.training.steps import batch_size_of, check_steps, copy_agent, sampler_for, train_steps
+from trajlab.unlearning.base import register_method, split_request, validate_request
 
 
 @dataclass(frozen=True)

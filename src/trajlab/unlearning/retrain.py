@@ -12,11 +12,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from trajlab.algos.offline.train import prepare_training
 from trajlab.core.errors import TrajlabError
 from trajlab.core.spec import SpaceSpec
 from trajlab.data.dataset import TransitionDataset
-from trajlab.unlearning.base import check_steps, register_method, split_request, train_steps, validate_request
+from trajlab.training.offline import prepare_training
+from trajlab.training.steps import check_steps, train_steps
+from trajlab.unlearning.base import register_method, split_request, validate_request
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from trajlab.core.config import load_preset
+from trajlab.core.config import load_nested_preset, load_preset
 from trajlab.core.errors import TrajlabError
 from trajlab.core.rundir import RunDirectory
 from trajlab.core.seeding import derive_seed, set_threads
@@ -31,7 +31,6 @@ from trajlab.unlearning.base import METHODS
 from trajlab.unlearning.finetune import FinetuneConfig
 from trajlab.unlearning.random_reward import RandomRewardConfig
 from trajlab.unlearning.retrain import RetrainConfig
-from trajlab.unlearning.run import load_nested_preset
 from trajlab.unlearning.trajdeleter import TrajDeleterConfig
 
 
@@ -124,7 +123,7 @@ def run(config: PoisonRunConfig) -> dict[str, Any]:
 
 def _preflight(config: PoisonRunConfig, untrained: Any) -> None:
     """Method settings that would otherwise fail after training (checked on an untrained agent)."""
-    from trajlab.unlearning.base import check_steps
+    from trajlab.training.steps import check_steps
     from trajlab.unlearning.trajdeleter import check_config
 
     for method in config.methods:
@@ -137,8 +136,8 @@ def _preflight(config: PoisonRunConfig, untrained: Any) -> None:
 
 def _train_poisoned(config: PoisonRunConfig, dataset_path: Path, run_dir: RunDirectory) -> tuple[Any, float]:
     from trajlab.algos.base import load_agent
-    from trajlab.algos.offline.train import TrainConfig
-    from trajlab.algos.offline.train import run as train
+    from trajlab.training.offline import TrainConfig
+    from trajlab.training.offline import run as train
 
     trained = train(TrainConfig(algo=config.algo, dataset=str(dataset_path), steps=config.train_steps,
                                 preset=config.agent_preset, seed=config.seed, device=config.device,

@@ -140,8 +140,8 @@ def _validate(config: GenerateConfig) -> None:
 # --- stage 1: the behaviour policy ---------------------------------------------------------------------------
 def train_behaviour(config: GenerateConfig, work: Path, *, progress: bool = True) -> dict[str, Any]:
     """Train SAC with snapshots (or reuse a finished work folder); returns the content of behaviour.json."""
-    from trajlab.algos.online.trainer import agent_config_for, build_agent, train_online
     from trajlab.core.rundir import RunDirectory
+    from trajlab.training.online import agent_config_for, build_agent, train_online
 
     train_config = _train_config(config)
     agent_config = agent_config_for(train_config)
@@ -159,7 +159,7 @@ def train_behaviour(config: GenerateConfig, work: Path, *, progress: bool = True
 
 
 def _train_config(config: GenerateConfig) -> Any:
-    from trajlab.algos.online.trainer import load_online_config
+    from trajlab.training.online import load_online_config
 
     train_config = load_online_config(
         "sac", config.sac_preset, env_id=config.env_id, total_steps=config.sac_steps, seed=config.seed,

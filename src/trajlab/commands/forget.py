@@ -29,22 +29,16 @@ from trajlab.audit.trajauditor import (
     with_shadow_steps,
 )
 from trajlab.core.checkpoint import read_checkpoint_metadata
-from trajlab.core.config import from_dict, load_yaml, preset_path, to_dict
+from trajlab.core.config import load_nested_preset, to_dict
 from trajlab.core.errors import TrajlabError
 from trajlab.core.io import sha256_file, write_json_atomic
 from trajlab.core.progress import tally, update_bar
-from trajlab.core.rundir import RunDirectory
+from trajlab.core.rundir import RunDirectory, agent_checkpoint
 from trajlab.core.seeding import derive_seed, set_threads
 from trajlab.data.dataset import TransitionDataset
-from trajlab.unlearning.base import (
-    METHODS,
-    check_steps,
-    counting_updates,
-    forget_ids_array,
-    method_updates,
-    select_fraction,
-    validate_request,
-)
+from trajlab.data.ids import parse_episode_ids, read_episodes_file
+from trajlab.training.steps import check_steps, counting_updates
+from trajlab.unlearning.base import METHODS, method_updates, select_fraction, validate_request
 from trajlab.unlearning.certificate import build_certificate
 from trajlab.unlearning.finetune import FinetuneConfig
 from trajlab.unlearning.random_reward import RandomRewardConfig
@@ -115,22 +109,6 @@ def load_forget_config(preset: str, **overrides: Any) -> ForgetConfig:
     return load_nested_preset(ForgetConfig, "forget", preset, overrides)
 
 
-def load_nested_preset(cls: type, system: str, preset: str, overrides: dict[str, Any]) -> Any:
-    """`cls` from configs/<system>/<preset>.yaml, merging dict overrides into nested sections key by key."""
-    path = preset_path(system, preset)
-    if not path.is_file():
-        available = sorted(p.stem for p in path.parent.glob("*.yaml")) if path.parent.is_dir() else []
-        raise TrajlabError(f"unknown preset {preset!r} for {system}; available: {', '.join(available) or 'none'}")
-    values = dict(load_yaml(path) or {})
-    for key, value in overrides.items():
-        if isinstance(value, dict):
-            base = values.get(key) if isinstance(values.get(key), dict) else {}
-            values[key] = {**base, **{k: v for k, v in value.items() if v is not None}}
-        elif value is not None:
-            values[key] = value
-    return from_dict(cls, {**values, "preset": preset}, where=f"{system}/{preset}")
-
-
 def method_config(config: ForgetConfig, method: str | None = None) -> Any:
     """The chosen method's config, with the request's seed where the method takes one."""
     name = method or config.method
@@ -141,50 +119,6 @@ def method_config(config: ForgetConfig, method: str | None = None) -> Any:
 
 
 # --- request parsing ----------------------------------------------------------------------------------------
-def agent_checkpoint(path: str | Path) -> Path:
-    """The checkpoint file of a run directory (final, else latest step) or the file itself."""
-    source = Path(path)
-    if source.is_file():
-        return source
-    if not source.is_dir():
-        raise TrajlabError(f"{source}: no such agent run or checkpoint")
-    final = source / "checkpoints" / "final.safetensors"
-    if final.is_file():
-        return final
-    run = RunDirectory(source)
-    latest = run.latest_checkpoint() if run.checkpoints.is_dir() else None
-    if latest is None:
-        raise TrajlabError(f"{source}: run has no checkpoints/final.safetensors (unfinished or not a trajlab run)")
-    return latest
-
-
-def read_episodes_file(path: str | Path) -> list[int]:
-    """Episode ids from a JSON list or a text file of ids separated by commas or whitespace (# comments)."""
-    source = Path(path)
-    if not source.is_file():
-        raise TrajlabError(f"{source}: episodes file not found")
-    text = source.read_text()
-    if text.lstrip().startswith("["):
-        try:
-            values = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise TrajlabError(f"{source}: not a valid JSON list ({error.msg})") from None
-        return [int(v) for v in forget_ids_array(values)]
-    tokens = [token for line in text.splitlines() for token in line.split("#")[0].replace(",", " ").split()]
-    return parse_episode_ids(tokens, where=str(source))
-
-
-def parse_episode_ids(tokens: Any, *, where: str = "--episodes") -> list[int]:
-    """Integers from '3,17,42', a list of strings or a list of ints."""
-    if isinstance(tokens, str):
-        tokens = [t for t in tokens.replace(",", " ").split()]
-    ids = []
-    for token in tokens:
-        try:
-            ids.append(int(token))
-        except (TypeError, ValueError):
-            raise TrajlabError(f"{where}: {token!r} is not an episode id (an integer)") from None
-    return ids
 
 
 def resolve_forget_set(config: ForgetConfig, dataset: TransitionDataset) -> list[int]:
@@ -287,11 +221,12 @@ def run(config: ForgetConfig) -> dict[str, Any]:
         dataset=request.dataset, forget_ids=request.forget_ids, method=config.method,
         method_config=to_dict(method_config(config)), original_checkpoint=str(request.checkpoint.resolve()),
         original_checkpoint_sha256=sha256_file(request.checkpoint), algorithm=str(request.metadata.get("algo")),
-        wall_time_seconds=wall_time, dataset_path=str(Path(config.dataset).resolve()),
+        wall_time_seconds=wall_time, unlearning_updates=_method_updates(request, config),
+        dataset_path=str(Path(config.dataset).resolve()),
         audit=None if audit is None else _audit_verdict(audit))
     write_json_atomic(run_dir.path / "certificate.json", certificate)
     result = _result(config, request, run_dir, checkpoint, wall_time, audit, evaluation, values)
-    from trajlab.unlearning.report import write_forget_report
+    from trajlab.report.sections.forgetting import write_forget_report
 
     result["plots"] = write_forget_report(run_dir, result, certificate, audit)
     run_dir.write_result(result)
@@ -327,11 +262,13 @@ def _save_unlearned(run_dir: RunDirectory, unlearned: Any, request: _Request, co
     return save_agent(run_dir.checkpoint_path("final"), unlearned, metadata)
 
 
+def _method_updates(request: _Request, config: ForgetConfig) -> int | None:
+    return method_updates(config.method, to_dict(method_config(config)), int(getattr(request.agent, "num_updates", 0)))
+
+
 def _audit(request: _Request, unlearned: Any, config: ForgetConfig) -> AuditResult:
-    updates = method_updates(config.method, to_dict(method_config(config)),
-                             int(getattr(request.agent, "num_updates", 0)))
     auditor = TrajAuditor(request.agent, request.dataset.without(request.forget_ids),
-                          with_shadow_steps(config.auditor, updates))
+                          with_shadow_steps(config.auditor, _method_updates(request, config)))
     return auditor.audit(unlearned, request.dataset, request.forget_ids)
 
 

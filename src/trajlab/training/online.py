@@ -24,13 +24,13 @@ import numpy as np
 import torch
 
 from trajlab.algos.base import AGENTS, AgentBase, save_agent
-from trajlab.algos.online.replay import ReplayBuffer
 from trajlab.core.checkpoint import load_checkpoint
 from trajlab.core.config import configs_root, from_dict, load_preset, to_dict
 from trajlab.core.errors import TrajlabError
 from trajlab.core.rundir import RunDirectory
 from trajlab.core.seeding import derive_seed, set_threads
 from trajlab.core.spec import SpaceSpec
+from trajlab.data.replay import ReplayBuffer
 from trajlab.envs.registry import env_info, make
 from trajlab.eval.rollouts import EvalResult, evaluate
 
@@ -439,8 +439,13 @@ def default_run_path(config: OnlineTrainConfig) -> Path:
 
 
 def run(config: OnlineTrainConfig, *, out: str | Path | None = None, resume: bool = False, overwrite: bool = False,
-        progress: bool = True) -> dict[str, Any]:
-    """Train, evaluate and write a run directory; returns the content of result.json (keys: RESULT_KEYS)."""
+        progress: bool = True,
+        after_training: Callable[[RunDirectory, OnlineTrainResult, OnlineTrainConfig], Any] | None = None,
+        ) -> dict[str, Any]:
+    """Train, evaluate and write a run directory; returns the content of result.json (keys: RESULT_KEYS).
+
+    `after_training(run_dir, result, config)` runs before result.json is written (the command layer draws the
+    learning curve there: plotting is above training)."""
     check_config(config)
     if resume and overwrite:
         raise TrajlabError("--resume and --overwrite exclude each other")
@@ -456,7 +461,8 @@ def run(config: OnlineTrainConfig, *, out: str | Path | None = None, resume: boo
     final_eval = result.last_eval or evaluate(agent, config.env_id, episodes=config.eval_episodes,
                                               seed=derive_seed(config.seed, "eval") % 2**31)
     checkpoint = save_agent(run_dir.checkpoint_path("final"), agent, {"step": result.steps, "env_id": config.env_id})
-    _plot_learning_curve(run_dir, result, config)
+    if after_training is not None:
+        after_training(run_dir, result, config)
     summary = {
         "algo": config.algo, "env_id": config.env_id, "preset": config.preset, "steps": result.steps,
         "seed": config.seed, "updates": result.updates, "wall_time_s": result.wall_time_s,
@@ -480,17 +486,3 @@ def _check_same_run(run_dir: RunDirectory, stored: dict[str, Any]) -> None:
     if saved.get("agent") != stored["agent"]:
         raise TrajlabError(f"{run_dir.path}: cannot resume with different agent options "
                            f"(run has {saved.get('agent')!r})")
-
-
-def _plot_learning_curve(run_dir: RunDirectory, result: OnlineTrainResult, config: OnlineTrainConfig) -> Path:
-    from trajlab.report.plots import plot_curves
-
-    curves: dict[str, tuple[list[float], list[float]]] = {}
-    if result.episode_returns:
-        steps, returns = zip(*result.episode_returns)
-        curves["training episodes"] = (list(steps), list(returns))
-    if result.eval_history:
-        steps, returns = zip(*result.eval_history)
-        curves["evaluation (deterministic)"] = (list(steps), list(returns))
-    return plot_curves(curves, run_dir.plots / "learning_curve.png",
-                       title=f"{config.algo} on {config.env_id} (seed {config.seed})", xlabel="env step")

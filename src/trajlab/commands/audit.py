@@ -18,15 +18,16 @@ from typing import Any
 import numpy as np
 
 from trajlab.audit.trajauditor import AuditConfig, TrajAuditor, check_audit_config, with_shadow_steps
-from trajlab.core.config import to_dict
+from trajlab.core.config import load_nested_preset, to_dict
 from trajlab.core.errors import TrajlabError
 from trajlab.core.io import sha256_file
 from trajlab.core.progress import tally, update_bar
-from trajlab.core.rundir import RunDirectory
+from trajlab.core.rundir import RunDirectory, agent_checkpoint
 from trajlab.core.seeding import set_threads
 from trajlab.data.dataset import TransitionDataset
-from trajlab.unlearning.base import check_dataset_matches, counting_updates, forget_ids_array, method_updates
-from trajlab.unlearning.run import agent_checkpoint, load_nested_preset, parse_episode_ids, read_episodes_file
+from trajlab.data.ids import check_dataset_matches, forget_ids_array, parse_episode_ids, read_episodes_file
+from trajlab.training.steps import counting_updates
+from trajlab.unlearning.base import method_updates
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def run(config: AuditRunConfig) -> dict[str, Any]:
             counting_updates(tally(show)):
         audit = TrajAuditor(original, reference, auditor_config).audit(agent, dataset, ids)
     from trajlab.report import Report
-    from trajlab.unlearning.report import audit_plot, audit_section
+    from trajlab.report.sections.forgetting import audit_plot, audit_section
 
     plot = audit_plot(run_dir.plots / "audit.png", audit)
     report = Report("TrajAuditor")
@@ -124,9 +125,12 @@ def _audited_ids(config: AuditRunConfig, dataset: TransitionDataset) -> np.ndarr
 
 
 def _unlearning_updates(certificate: dict[str, Any] | None, original: Any) -> int | None:
-    """Updates of the unlearning run that made the audited agent (from its certificate), if there was one."""
+    """Updates of the unlearning run that made the audited agent, as its certificate records them. Certificates
+    written before they recorded it are read through the built-in methods' update counts."""
     if certificate is None:
         return None
+    if "unlearning_updates" in certificate:
+        return certificate["unlearning_updates"]
     try:
         return method_updates(certificate["method"], certificate["method_config"],
                               int(getattr(original, "num_updates", 0)))
@@ -181,7 +185,7 @@ def _reference(config: AuditRunConfig, dataset: TransitionDataset, ids: np.ndarr
 
 
 def _same_episodes(first: TransitionDataset, second: TransitionDataset, ids: np.ndarray) -> bool:
-    from trajlab.unlearning.certificate import trajectory_hash
+    from trajlab.data.ids import trajectory_hash
 
     return any(trajectory_hash(first.episode(int(i))) == trajectory_hash(second.episode(int(i))) for i in ids)
 

@@ -70,7 +70,7 @@ def run(config: QuickstartConfig, *, say: Any = print) -> dict[str, Any]:
     say(f"[3/5] evaluated: mean return {training['eval_mean_return']:.1f}; recording a GIF")
     gif = _gif(config, out)
     say("[4/5] forgetting 1% of the trajectories with TrajDeleter and auditing them with TrajAuditor")
-    from trajlab.unlearning.run import quickstart_step
+    from trajlab.commands.forget import quickstart_step
 
     forgetting = quickstart_step(out / "agent", dataset_path, out / "forget", seed=config.seed,
                                  preset=config.forget_preset)
@@ -83,8 +83,8 @@ def run(config: QuickstartConfig, *, say: Any = print) -> dict[str, Any]:
 
 
 def _dataset(config: QuickstartConfig, say: Any) -> Path:
-    from trajlab.data.generate import GenerateConfig
-    from trajlab.data.generate import run as generate
+    from trajlab.commands.generate import GenerateConfig
+    from trajlab.commands.generate import run as generate
 
     path = cache_folder(config) / f"{config.env_id}-{config.quality}-{config.data_preset}-seed{config.seed}.hdf5"
     if path.is_file():
@@ -98,8 +98,8 @@ def _dataset(config: QuickstartConfig, say: Any) -> Path:
 
 
 def _train(config: QuickstartConfig, dataset_path: Path, run_path: Path) -> dict[str, Any]:
-    from trajlab.algos.offline.train import TrainConfig
-    from trajlab.algos.offline.train import run as train
+    from trajlab.training.offline import TrainConfig
+    from trajlab.training.offline import run as train
 
     return train(TrainConfig(
         algo=config.algo, dataset=str(dataset_path), steps=config.train_steps, preset=config.algo_preset,

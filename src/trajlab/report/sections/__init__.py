@@ -1,0 +1,1 @@
+"""Report sections and plots of the methods' results (forgetting and auditing today)."""

@@ -1,0 +1,2 @@
+"""Training loops: offline training on a dataset, online off-policy training in an environment, and the plain
+update steps that unlearning, auditing and influence use to train an existing agent further."""

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trajlab.algos import load_agent
+from trajlab.algos import start_from_checkpoint
 from trajlab.audit import AuditConfig, TrajAuditor, efficacy_evaluation
 from trajlab.commands.forget import load_forget_config
 from trajlab.data import TransitionDataset
@@ -47,7 +47,7 @@ def main() -> None:
     settings = load_forget_config("quick", agent="unused", dataset=args.dataset, out="unused", seed=args.seed)
     rows = []
     for algo in args.algos.split(","):
-        original = load_agent(Path(args.out) / f"{algo}_original" / "checkpoints" / "final.safetensors")
+        original = start_from_checkpoint(Path(args.out) / f"{algo}_original" / "checkpoints" / "final.safetensors")
         agents = {"original": original,
                   "finetune": unlearn(original, dataset, forget, replace(settings.finetune, seed=args.seed)),
                   "trajdeleter": unlearn(original, dataset, forget, replace(settings.trajdeleter, seed=args.seed)),

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from trajlab.algos import load_agent
+from trajlab.algos import start_from_checkpoint
 from trajlab.audit import TrajAuditor, efficacy_evaluation
 from trajlab.audit.trajauditor import with_shadow_steps
 from trajlab.commands.forget import load_forget_config, method_config, value_summary
@@ -72,7 +72,7 @@ def benchmark_algorithm(algo: str, args: argparse.Namespace, out: Path) -> dict[
     trained = train(TrainConfig(algo=algo, dataset=args.dataset, steps=args.train_steps, preset=args.agent_preset,
                                 seed=args.seed, out=str(out / f"{algo}_original"), overwrite=True, progress=False,
                                 threads=args.threads))
-    original = load_agent(trained["checkpoint"])
+    original = start_from_checkpoint(trained["checkpoint"])
     settings = load_forget_config(args.preset, agent=trained["checkpoint"], dataset=args.dataset, out="unused",
                                   seed=args.seed)
     forget = forget_set(dataset, args)

@@ -27,7 +27,6 @@ needs `pip install -e ".[bench]"` (d3rlpy).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -49,7 +48,7 @@ import torch
 ALGOS = ("iql", "cql", "td3_bc", "bcq")
 RETURN_ALGOS = ("iql", "td3_bc")
 BF16_ALGOS = ("iql", "td3_bc", "cql")
-"""trajlab agents with a `bf16` option (autocast of the matmuls to bfloat16)."""
+"""Algorithms also timed with RuntimeOptions(bf16=True) (autocast of the matmuls to bfloat16)."""
 DEFAULT_DATASET = Path("benchmarks/data/hopper-mr.hdf5")
 DEFAULT_JSON = Path("benchmarks/results/offline_vs_d3rlpy.json")
 
@@ -183,12 +182,10 @@ Step = Callable[[], None]
 
 
 def build_trajlab(algo: str, dataset: Any, settings: Settings, seed: int, bf16: bool = False) -> tuple[Any, Step]:
-    from trajlab.algos.base import AGENTS
+    from trajlab.algos.base import AGENTS, RuntimeOptions, new_agent
 
     config = trajlab_config(algo, settings)
-    if bf16:
-        config = dataclasses.replace(config, bf16=True)
-    agent = AGENTS.get(algo)(dataset.spec, config, seed=seed)
+    agent = new_agent(AGENTS.get(algo), dataset.spec, config, seed=seed, runtime=RuntimeOptions(bf16=bf16))
     agent.prepare(dataset)
     sampler = dataset.sampler(seed=seed)
     batch_size = settings.batch_size

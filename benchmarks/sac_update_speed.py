@@ -3,7 +3,7 @@
 Variants run in interleaved rounds on the same replay data, so load from other jobs hits them alike:
   trajlab          the default agent (fused Adam, twin critics as one batched ensemble)
   trajlab-foreach  the same with the multi-tensor (foreach) Adam instead of the fused kernel
-  trajlab-compile  SACConfig(compile=True): torch.compile of the loss computations
+  trajlab-compile  RuntimeOptions(compile=True): torch.compile of the loss computations
   sb3              Stable-Baselines3 SAC's `train` (same sizes; needs the bench extra)
 FLOPs per update come from torch.utils.flop_counter for both libraries; `--profile` adds the torch.profiler
 table of the trajlab update.
@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from trajlab.data.replay import ReplayBuffer
+from trajlab.algos.base import RuntimeOptions, new_agent
 from trajlab.algos.online.sac import SAC, SACConfig
 from trajlab.core.io import write_json_atomic
 from trajlab.core.spec import SpaceSpec
+from trajlab.data.replay import ReplayBuffer
 
 UPDATES_PER_ROUND = 20
 
@@ -53,7 +54,8 @@ def random_replay(spec: SpaceSpec, size: int = 5000) -> ReplayBuffer:
 
 
 def trajlab_variant(name: str, spec: SpaceSpec, args: argparse.Namespace) -> SAC:
-    agent = SAC(spec, SACConfig(hidden=(args.hidden, args.hidden), compile=name == "trajlab-compile"), seed=0)
+    runtime = RuntimeOptions(compile=name == "trajlab-compile")
+    agent = new_agent(SAC, spec, SACConfig(hidden=(args.hidden, args.hidden)), seed=0, runtime=runtime)
     if name == "trajlab-foreach":
         agent.optimizers = {key: torch.optim.Adam(opt.param_groups[0]["params"], lr=opt.param_groups[0]["lr"],
                                                   foreach=True) for key, opt in agent.optimizers.items()}

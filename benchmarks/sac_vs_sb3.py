@@ -100,6 +100,7 @@ def run_sb3(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_trajlab(args: argparse.Namespace) -> dict[str, Any]:
     import trajlab
+    from trajlab.algos import RuntimeOptions, new_agent
     from trajlab.algos.online.sac import SAC, SACConfig
     from trajlab.core.spec import SpaceSpec
     from trajlab.envs import make
@@ -110,8 +111,9 @@ def run_trajlab(args: argparse.Namespace) -> dict[str, Any]:
         batch_size=args.batch_size, buffer_size=args.steps, eval_every=0, checkpoint_every=0, log_every=args.steps,
         seed=args.seed, num_threads=args.threads,
     )
-    agent_config = SACConfig(hidden=(args.hidden, args.hidden), batch_size=args.batch_size, compile=args.compile)
-    agent = SAC(SpaceSpec.from_env(make(args.env)), agent_config, seed=args.seed)
+    agent_config = SACConfig(hidden=(args.hidden, args.hidden), batch_size=args.batch_size)
+    agent = new_agent(SAC, SpaceSpec.from_env(make(args.env)), agent_config, seed=args.seed,
+                      runtime=RuntimeOptions(compile=args.compile))
     start = time.perf_counter()
     result = train_online(agent, config, progress=False)
     learn_time = time.perf_counter() - start

@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from trajlab.algos import AGENTS
+from trajlab.algos import AGENTS, new_agent
 from trajlab.audit import AuditConfig
 from trajlab.audit.shadows import train_shadows
 from trajlab.core.config import load_preset
@@ -37,7 +37,7 @@ def main() -> None:
     agent_class = AGENTS.get(args.algo)
     for preset in args.presets.split(","):
         config = load_preset(agent_class.config_class, f"offline/{args.algo}", preset)
-        original = agent_class(dataset.spec, config, seed=0)
+        original = new_agent(agent_class, dataset.spec, config, seed=0)
         original.prepare(dataset)
         for path in args.paths.split(","):
             executor, threads = path.split(":")

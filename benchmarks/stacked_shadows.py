@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from trajlab.algos import AGENTS
+from trajlab.algos import AGENTS, new_agent
 from trajlab.audit import AuditConfig
 from trajlab.audit.shadows import train_shadows
 from trajlab.core.config import load_preset
@@ -173,8 +173,8 @@ def main() -> None:
 
 def measure_preset(preset: str, dataset: TransitionDataset, args: argparse.Namespace) -> None:
     agent_class = AGENTS.get("td3_bc")
-    original = agent_class(dataset.spec, load_preset(agent_class.config_class, "offline/td3_bc", preset),
-                           device=args.device, seed=0)
+    original = new_agent(agent_class, dataset.spec, load_preset(agent_class.config_class, "offline/td3_bc", preset),
+                         device=args.device, seed=0)
     original.prepare(dataset)
     print(json.dumps({"preset": preset, **check_against_sequential(original, dataset)}), flush=True)
     paths = {"sequential": lambda: time_sequential(original, dataset, args.shadows, args.steps, "in-process"),

@@ -5,8 +5,12 @@
 
 It checks the `Agent` protocol, finite per-sample losses of shape [B], that `compute_losses` leaves the weights
 alone while `update` changes them, that acting is well-formed, that the state survives a checkpoint file
-round trip, and that the same seed gives identical results. Each failure raises an AssertionError that says
-which part of the contract broke.
+round trip, and that the same seed gives identical results. Then it checks every capability
+(`trajlab.core.protocols`) the agent has: q_value and td_target give finite values of shape [N] / [B]; the loss
+terms are the declared ones, `loss_scales` reaches the update, and a per-sample weight of 0 gives the same
+update as leaving the sample out; the agent can be rebuilt from spec, config and seed; `num_updates` counts
+updates and survives a state round trip; its tensors are on its `device`. Each failure raises an
+AssertionError that says which part of the contract broke.
 """
 
 from __future__ import annotations
@@ -14,22 +18,43 @@ from __future__ import annotations
 import copy
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from trajlab.algos.base import scaled_losses
 from trajlab.core.checkpoint import load_checkpoint, save_checkpoint
-from trajlab.core.protocols import Agent, Batch, LossOutput
+from trajlab.core.protocols import (
+    Agent,
+    Batch,
+    Counted,
+    LossOutput,
+    LossScalable,
+    OnDevice,
+    Preparable,
+    Rebuildable,
+    TDTargetProvider,
+    ValueEstimator,
+    capabilities_of,
+    device_of,
+    loss_term_names,
+)
+from trajlab.core.seeding import seed_everything
 from trajlab.data.dataset import TransitionDataset
 
 AgentFactory = Callable[[int], Any]
 
 
 def check_agent(factory: AgentFactory, dataset: TransitionDataset, *, batch_size: int = 16,
-                num_updates: int = 3, seed: int = 0) -> None:
-    """Run the agent contract on `factory(seed)` with batches from `dataset`; raise AssertionError on a breach."""
+                num_updates: int = 3, seed: int = 0) -> list[type]:
+    """Run the agent contract on `factory(seed)` with batches from `dataset`; raise AssertionError on a breach.
+
+    The process is seeded with `seed` before each `factory` call, as a trajlab run seeds before it builds its
+    agent. Returns the capabilities the agent has, all of which were checked (Preparable by `prepare(dataset)`
+    before every fresh agent's first update)."""
     batches = [dataset.sample(batch_size, np.random.default_rng(seed + i)) for i in range(num_updates)]
     agent = _fresh(factory, seed, dataset)
     assert isinstance(agent, Agent), f"{type(agent).__name__} does not follow trajlab.core.Agent"
@@ -38,11 +63,18 @@ def check_agent(factory: AgentFactory, dataset: TransitionDataset, *, batch_size
     _check_act(agent, dataset)
     _check_round_trip(factory, agent, dataset, batches[0], seed)
     _check_determinism(factory, dataset, batches, seed)
+    subject = _Subject(factory, agent, dataset, batch_size, seed)
+    for capability, check in CAPABILITY_CHECKS:
+        if isinstance(agent, capability):
+            check(subject)
+    return capabilities_of(agent)
 
 
 def _fresh(factory: AgentFactory, seed: int, dataset: TransitionDataset) -> Any:
+    # building an agent does not seed the process; a run seeds before it builds one (algos.base.new_agent)
+    seed_everything(seed)
     agent = factory(seed)
-    if hasattr(agent, "prepare"):
+    if isinstance(agent, Preparable):
         agent.prepare(dataset)
     return agent
 
@@ -116,6 +148,131 @@ def _check_act(agent: Any, dataset: TransitionDataset) -> None:
         )
 
 
+@dataclass(frozen=True)
+class _Subject:
+    """What the capability checks work on: a trained agent, how to build another, and data."""
+
+    factory: AgentFactory
+    agent: Any
+    dataset: TransitionDataset
+    batch_size: int
+    seed: int
+
+    def batch(self, rows: np.ndarray | None = None) -> Batch:
+        """The dataset's transitions at `rows` (default: a seeded batch of `batch_size`)."""
+        if rows is None:
+            rows = self.rows(self.batch_size)
+        return self.dataset.batch_at(rows)
+
+    def rows(self, count: int) -> np.ndarray:
+        return np.random.default_rng(self.seed + 1_000).integers(0, len(self.dataset), size=count)
+
+    def updated(self, batch: Batch, *, seed: int | None = None, **scales: float) -> dict[str, torch.Tensor]:
+        """The weights of a copy of the agent after one update on `batch` (torch seeded, terms scaled)."""
+        twin = copy.deepcopy(self.agent)
+        torch.manual_seed(self.seed if seed is None else seed)
+        with scaled_losses(twin, **scales):
+            twin.update(batch)
+        return _parameters(twin)
+
+
+def _check_q_value(subject: _Subject) -> None:
+    agent, observations = subject.agent, np.array(subject.dataset.observations[:8], dtype=np.float32)
+    device = device_of(agent)
+    actions = np.asarray(agent.act(observations, deterministic=True))
+    with torch.no_grad():
+        values = agent.q_value(torch.as_tensor(observations, device=device), torch.as_tensor(actions, device=device))
+    assert tuple(values.shape) == (8,), f"q_value gave shape {tuple(values.shape)} for 8 observations, expected (8,)"
+    assert torch.isfinite(values).all(), "q_value is not finite"
+
+
+def _check_td_target(subject: _Subject) -> None:
+    batch = subject.batch().to(device_of(subject.agent))
+    with torch.no_grad():
+        target = subject.agent.td_target(batch)
+    assert tuple(target.shape) == (len(batch),), (
+        f"td_target returned shape {tuple(target.shape)}, expected ({len(batch)},)")
+    assert torch.isfinite(target).all(), "td_target is not finite"
+
+
+def _check_loss_terms(subject: _Subject) -> None:
+    """The terms compute_losses returns are declared, and loss_scales reaches the update."""
+    declared = loss_term_names(subject.agent)
+    assert declared, ("compute_losses must be annotated with the agent's LossOutput subclass, whose fields name "
+                      "the loss terms that loss_scales scales")
+    returned = set(subject.agent.compute_losses(subject.batch()).terms())
+    undeclared = sorted(returned - set(declared))
+    assert not undeclared, f"compute_losses returned loss term(s) {undeclared} not among the declared {declared}"
+    batch = subject.batch()
+    switched_off = subject.updated(batch, **{name: 0.0 for name in declared})
+    assert not _same(subject.updated(batch), switched_off), "update ignores loss_scales (all terms scaled to 0)"
+
+
+def _check_zero_weights(subject: _Subject) -> None:
+    """A sample with weight 0 gives the same update as leaving it out of the batch."""
+    size = subject.batch_size
+    kept = size - max(1, size // 4)
+    rows = subject.rows(2 * size - kept)
+    # zero-weight samples last, so the kept ones sit at the same positions (same arithmetic) in every batch
+    weights = torch.cat([torch.ones(kept), torch.zeros(size - kept)])
+    weighted = subject.updated(subject.batch(rows[:size]).replace(weights=weights))
+    # Per-sample random draws (target noise, sampled actions) take their count from the batch size, so a batch
+    # without those samples draws other numbers. What stays exact for every algorithm keeps the batch size and
+    # puts other samples in the zero-weight places: they must change nothing.
+    replaced = subject.batch(np.concatenate([rows[:kept], rows[size:]])).replace(weights=weights)
+    assert _same(weighted, subject.updated(replaced)), "a sample with weight 0 changed the update"
+    if _update_draws_random_numbers(subject):
+        return
+    # an update without random draws must equal the one on the batch without those samples
+    left_out = subject.updated(subject.batch(rows[:kept]))
+    assert _same(weighted, left_out), "an update with weight-0 samples differs from one without them"
+
+
+def _update_draws_random_numbers(subject: _Subject) -> bool:
+    batch = subject.batch()
+    return not _same(subject.updated(batch, seed=subject.seed), subject.updated(batch, seed=subject.seed + 1))
+
+
+def _check_rebuild(subject: _Subject) -> None:
+    """`type(agent)(spec, config, device=..., seed=...)`, as retraining builds it, has the same networks."""
+    agent = subject.agent
+    with torch.random.fork_rng(devices=[]):
+        rebuilt = type(agent)(agent.spec, agent.config, device=str(device_of(agent)), seed=agent.seed)
+    shapes = {name: tuple(value.shape) for name, value in _parameters(agent).items()}
+    rebuilt_shapes = {name: tuple(value.shape) for name, value in _parameters(rebuilt).items()}
+    assert rebuilt_shapes == shapes, "an agent rebuilt from spec, config and seed has other networks"
+
+
+def _check_update_count(subject: _Subject) -> None:
+    """num_updates counts update() calls and survives a state round trip (retraining repeats as many)."""
+    twin = copy.deepcopy(subject.agent)
+    before = twin.num_updates
+    twin.update(subject.batch())
+    assert twin.num_updates == before + 1, f"num_updates went from {before} to {twin.num_updates} in one update"
+    restored = subject.factory(subject.seed + 1)
+    restored.load_state_dict(twin.state_dict())
+    assert restored.num_updates == twin.num_updates, "num_updates did not survive state_dict/load_state_dict"
+
+
+def _check_device(subject: _Subject) -> None:
+    device = device_of(subject.agent)
+    for name, value in _parameters(subject.agent).items():
+        same = value.device.type == device.type and device.index in (None, value.device.index)
+        assert same, f"{name} is on {value.device}, the agent's device is {device}"
+
+
+CAPABILITY_CHECKS: list[tuple[type, Callable[[_Subject], None]]] = [
+    (ValueEstimator, _check_q_value),
+    (TDTargetProvider, _check_td_target),
+    (Rebuildable, _check_rebuild),
+    (Counted, _check_update_count),
+    (OnDevice, _check_device),
+    (LossScalable, _check_loss_terms),
+    (LossScalable, _check_zero_weights),
+]
+"""Each capability's checks, in the order they run (an agent without the capability skips its checks)."""
+
+
 def _check_round_trip(factory: AgentFactory, agent: Any, dataset: TransitionDataset, batch: Batch, seed: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "agent.safetensors"
@@ -152,6 +309,10 @@ def _check_determinism(factory: AgentFactory, dataset: TransitionDataset, batche
             agent.update(batch)
         runs.append(_parameters(agent))
     _assert_same(runs[0], runs[1], "same seed gave different weights")
+
+
+def _same(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor]) -> bool:
+    return first.keys() == second.keys() and all(torch.equal(first[name], second[name]) for name in first)
 
 
 def _assert_same(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor], message: str,

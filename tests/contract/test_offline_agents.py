@@ -1,7 +1,5 @@
-"""check_agent over the continuous offline algorithms, with tiny networks; and checkpoints that act identically.
-
-To cover another offline algorithm, add a line to AGENT_CASES: (case id, algorithm name, config overrides).
-"""
+"""The offline agents (cases from the registry, see conftest.py): checkpoints that act identically after loading,
+each algorithm refusing the wrong kind of action space, and TD targets that stop at terminal states."""
 
 from __future__ import annotations
 
@@ -11,82 +9,70 @@ import numpy as np
 import pytest
 import torch
 
-from trajlab.algos import AGENTS, load_agent, save_agent
-from trajlab.core.config import replace
-from trajlab.testing import check_agent
-
-AGENT_CASES = [
-    ("bc", "bc", {}),
-    ("td3_bc", "td3_bc", {}),
-    ("iql", "iql", {}),
-    ("iql-constant-lr", "iql", {"actor_lr_decay_steps": 0, "scale_rewards": False}),
-    ("awac", "awac", {"num_action_samples": 3}),
-    ("cql", "cql", {}),
-    ("cql-lagrange", "cql", {"lagrange_lr": 1e-3, "soft_backup": True}),
-    ("bc-bf16", "bc", {"bf16": True}),
-    ("td3_bc-bf16", "td3_bc", {"bf16": True}),
-    ("iql-bf16", "iql", {"bf16": True}),
-    ("awac-bf16", "awac", {"bf16": True}),
-    ("cql-bf16", "cql", {"bf16": True, "lagrange_lr": 1e-3}),
-]
+from trajlab.algos import load_agent, save_agent
+from trajlab.core.errors import TrajlabError
+from trajlab.core.protocols import TDTargetProvider
 
 
-def tiny_config(algo: str, **overrides):
-    """The algorithm's default config with 16-unit networks and batches of 16, plus `overrides`."""
-    config_class = AGENTS.get(algo).config_class
-    names = {f.name for f in dataclasses.fields(config_class)}
-    tiny = {name: (16, 16) for name in names if "hidden" in name}
-    tiny.update({"batch_size": 16} if "batch_size" in names else {})
-    return replace(config_class(), **tiny, **overrides)
+def _far_from_identity(dataset):
+    """Statistics far from the identity and an asymmetric action box, so a lost normaliser, reward scale or
+    action scaling would show."""
+    changed = dataclasses.replace(
+        dataset, rewards=dataset.rewards * 50.0 + 3.0, observations=dataset.observations * 4.0 + 2.0,
+        next_observations=dataset.next_observations * 4.0 + 2.0)
+    if dataset.discrete:
+        return changed
+    return dataclasses.replace(changed, metadata={**dataset.metadata, "action_low": [-2.0, 0.0],
+                                                  "action_high": [2.0, 1.0]})
 
 
-@pytest.mark.parametrize("algo, overrides", [case[1:] for case in AGENT_CASES], ids=[case[0] for case in AGENT_CASES])
-def test_check_agent(tiny_dataset, algo, overrides):
-    config = tiny_config(algo, **overrides)
-    agent_class = AGENTS.get(algo)
-    check_agent(lambda seed: agent_class(tiny_dataset.spec, config, seed=seed), tiny_dataset)
-
-
-@pytest.mark.parametrize("algo, overrides", [case[1:] for case in AGENT_CASES], ids=[case[0] for case in AGENT_CASES])
-def test_loaded_checkpoint_acts_identically(tmp_path, tiny_dataset, algo, overrides):
-    # a dataset whose statistics are far from the identity, so a lost normaliser or reward scale would show
-    dataset = dataclasses.replace(
-        tiny_dataset, rewards=tiny_dataset.rewards * 50.0 + 3.0,
-        observations=tiny_dataset.observations * 4.0 + 2.0,
-        next_observations=tiny_dataset.next_observations * 4.0 + 2.0,
-        metadata={**tiny_dataset.metadata, "action_low": [-2.0, 0.0], "action_high": [2.0, 1.0]},
-    )
-    agent = AGENTS.get(algo)(dataset.spec, tiny_config(algo, **overrides), seed=3)
+def _trained_and_loaded(tmp_path, dataset, case):
+    agent = case.factory(dataset.spec, normalize_observations=True)(3)
     agent.prepare(dataset)
     for index in range(4):
         agent.update(dataset.sample(16, np.random.default_rng(index)))
-    path = save_agent(tmp_path / "agent.safetensors", agent)
-    loaded = load_agent(path)
+    loaded = load_agent(save_agent(tmp_path / "agent.safetensors", agent))
+    assert loaded.reward_scale == agent.reward_scale and loaded.reward_shift == agent.reward_shift
+    assert torch.equal(loaded.obs_normalizer.mean, agent.obs_normalizer.mean)
+    assert torch.equal(loaded.obs_normalizer.std, agent.obs_normalizer.std)
+    assert loaded.num_updates == 4
+    return agent, loaded
 
+
+def test_loaded_checkpoint_acts_identically(tmp_path, tiny_dataset, tiny_discrete_dataset, offline_case):
+    dataset = _far_from_identity(tiny_discrete_dataset if offline_case.discrete else tiny_dataset)
+    agent, loaded = _trained_and_loaded(tmp_path, dataset, offline_case)
     observations = dataset.observations[:32]
-    assert np.array_equal(agent.act(observations, True), loaded.act(observations, True))
+    greedy = agent.act(observations, True)
+    assert np.array_equal(greedy, loaded.act(observations, True))
     torch.manual_seed(7)
     stochastic = agent.act(observations, False)
     torch.manual_seed(7)
     assert np.array_equal(stochastic, loaded.act(observations, False))
-    low, high = np.array([-2.0, 0.0]), np.array([2.0, 1.0])
-    assert ((stochastic >= low - 1e-6) & (stochastic <= high + 1e-6)).all()
-    assert loaded.reward_scale == agent.reward_scale and loaded.reward_shift == agent.reward_shift
-    assert torch.equal(loaded.obs_normalizer.mean, agent.obs_normalizer.mean)
-    assert loaded.num_updates == 4
+    if offline_case.discrete:
+        assert greedy.dtype == np.int64 and ((stochastic >= 0) & (stochastic < 3)).all()
+    else:
+        low, high = np.array([-2.0, 0.0]), np.array([2.0, 1.0])
+        assert ((stochastic >= low - 1e-6) & (stochastic <= high + 1e-6)).all()
 
 
-@pytest.mark.parametrize("algo", sorted({case[1] for case in AGENT_CASES}))
-def test_discrete_actions_are_refused(tiny_discrete_dataset, algo):
-    from trajlab.core.errors import TrajlabError
+def test_algorithms_refuse_the_other_kind_of_actions(tiny_dataset, tiny_discrete_dataset, offline_algo):
+    if offline_algo.discrete:
+        wrong, message = tiny_dataset, "discrete actions"
+    else:
+        wrong, message = tiny_discrete_dataset, "continuous actions"
+    with pytest.raises(TrajlabError, match=message):
+        offline_algo.factory(wrong.spec)(0)
 
-    with pytest.raises(TrajlabError, match="continuous actions"):
-        AGENTS.get(algo)(tiny_discrete_dataset.spec, tiny_config(algo))
 
-
-@pytest.mark.slow  # torch.compile takes 10-60 s per algorithm on a 2-core CPU
-@pytest.mark.parametrize("algo", ["bc", "td3_bc", "iql", "awac", "cql"])
-def test_check_agent_compiled(tiny_dataset, algo):
-    config = tiny_config(algo, compile=True)
-    agent_class = AGENTS.get(algo)
-    check_agent(lambda seed: agent_class(tiny_dataset.spec, config, seed=seed), tiny_dataset)
+def test_td_target_does_not_bootstrap_from_terminal_states(tiny_dataset, tiny_discrete_dataset, offline_algo):
+    dataset = tiny_discrete_dataset if offline_algo.discrete else tiny_dataset
+    agent = offline_algo.factory(dataset.spec)(0)
+    if not isinstance(agent, TDTargetProvider):
+        pytest.skip(f"{offline_algo.algo} has no TD target")
+    agent.prepare(dataset)
+    batch = agent.preprocess(dataset.sample(16, np.random.default_rng(0)))
+    terminal = batch.replace(terminals=torch.ones_like(batch.terminals))
+    assert torch.equal(agent.td_target(terminal), terminal.rewards)
+    bootstrapped = agent.td_target(batch.replace(terminals=torch.zeros_like(batch.terminals)))
+    assert bootstrapped.shape == (16,) and not torch.equal(bootstrapped, batch.rewards)

@@ -14,12 +14,12 @@ import pytest
 import torch
 
 from trajlab.algos import AGENTS, load_agent
+from trajlab.commands.forget import value_summary
+from trajlab.testing import clustered_dataset, synthetic_dataset
 from trajlab.training.offline import TrainConfig
 from trajlab.training.offline import run as train
-from trajlab.testing import clustered_dataset, synthetic_dataset
 from trajlab.unlearning import FinetuneConfig, RandomRewardConfig, RetrainConfig, TrajDeleterConfig, unlearn
 from trajlab.unlearning.retrain import train_from_scratch
-from trajlab.commands.forget import value_summary
 
 TINY = {"actor_hidden": [16, 16], "critic_hidden": [16, 16], "batch_size": 16}
 

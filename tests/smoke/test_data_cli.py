@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ import pytest
 from trajlab.cli import main
 from trajlab.data import TransitionDataset
 from trajlab.data.collect import collect
+from trajlab.testing import synthetic_dataset
 
 ARRAYS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts", "episode_ids",
           "transition_ids")
@@ -138,3 +141,16 @@ def test_interrupted_generation_resumes_to_the_same_policies(generated, tmp_path
     uninterrupted = json.loads((reference_work / "behaviour.json").read_text())
     assert resumed["snapshots"] == uninterrupted["snapshots"]
     assert resumed["expert_return"] == uninterrupted["expert_return"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_outputs_get_the_mode_a_plain_open_gives(tmp_path, capsys, umask):
+    synthetic_dataset().save(tmp_path / "d.hdf5")
+    previous = os.umask(umask)
+    try:
+        cli(capsys, "data", "subset", tmp_path / "d.hdf5", "--episodes", "1,2", "--out", tmp_path / "subset.hdf5")
+        (tmp_path / "plain.txt").write_text("opened the ordinary way")
+    finally:
+        os.umask(previous)
+    modes = {name: stat.S_IMODE((tmp_path / name).stat().st_mode) for name in ("subset.hdf5", "plain.txt")}
+    assert modes == {"subset.hdf5": 0o666 & ~umask, "plain.txt": 0o666 & ~umask}

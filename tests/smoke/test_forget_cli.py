@@ -42,6 +42,11 @@ def trained(tmp_path_factory):
     return folder
 
 
+def summary_of(stdout: str) -> dict[str, str]:
+    """The human summary's `key  value` rows."""
+    return dict(line.split(None, 1) for line in stdout.splitlines())
+
+
 def files_of(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
@@ -114,9 +119,13 @@ def test_forget_fraction_and_evaluate_in_a_real_environment(tmp_path, capsys):
                       overrides={"actor_hidden": [8], "critic_hidden": [8], "batch_size": 8}, progress=False))
     code = cli("forget", "--agent", tmp_path / "run", "--dataset", tmp_path / "pendulum.hdf5", "--fraction", "0.2",
                "--seed", "1", "--method", "finetune", "--evaluate", "--retrain", "--eval-episodes", "1",
-               "--out", tmp_path / "forget", *FEW_STEPS, "--json")
+               "--out", tmp_path / "forget", *FEW_STEPS)
     assert code == 0
-    result = json.loads(capsys.readouterr().out)
+    summary = summary_of(capsys.readouterr().out)
+    result = json.loads((tmp_path / "forget" / "result.json").read_text())
+    for agent in ("original", "unlearned", "retrained"):  # the headline returns, flattened into the summary
+        assert summary[f"evaluation.{agent}.mean_return"] == f"{result['evaluation'][agent]['mean_return']:.4g}"
+    assert summary["num_forgotten_episodes"] == "2" and "evaluation.original.returns" not in summary
     assert result["num_forgotten_episodes"] == 2
     evaluation = result["evaluation"]
     assert evaluation["env_id"] == "Pendulum-v1"
@@ -151,22 +160,42 @@ def test_shadows_fine_tune_as_long_as_the_audited_unlearning_by_default(trained,
     assert json.loads(capsys.readouterr().out)["auditor"]["shadow_steps"] == 50  # read from the certificate
 
 
-def test_progress_counts_every_update_the_request_plans(trained, monkeypatch):
+def test_the_method_and_the_shadows_have_separate_progress_bars(trained, monkeypatch):
     from contextlib import contextmanager
 
     from trajlab.commands import forget as forget_run
+    from trajlab.commands import progress
 
-    seen = {}
+    bars = []
 
     @contextmanager
     def recording_bar(description, total, **options):
-        seen.update(total=total, done=0)
-        yield lambda done: seen.update(done=done)
+        bar = {"description": description, "total": total, "done": 0}
+        bars.append(bar)
+        yield lambda done: bar.update(done=done)
 
-    monkeypatch.setattr(forget_run, "update_bar", recording_bar)
+    monkeypatch.setattr(progress, "update_bar", recording_bar)
     config = forget_run.load_forget_config(
         "quick", agent=str(trained / "run"), dataset=str(trained / "data.hdf5"), out=str(trained / "forget-bar"),
         episodes=(3,), audit=True, threads=1, auditor={"num_shadows": 2},
         trajdeleter={"forget_steps": 20, "convergence_steps": 6, "block_length": 5})
     forget_run.run(config)
-    assert seen == {"total": 26 + 2 * 26, "done": 26 + 2 * 26}  # TrajDeleter, then 2 shadows as long
+    assert bars == [{"description": "forget: trajdeleter", "total": 26, "done": 26},  # what wall_time_s times
+                    {"description": "audit: shadow agents", "total": 2 * 26, "done": 2 * 26}]
+
+
+def test_an_interrupted_forget_says_how_to_start_again(trained, capsys, monkeypatch):
+    from trajlab.commands import forget as forget_run
+
+    def interrupted(request, config):
+        raise KeyboardInterrupt
+
+    args = ["forget", "--agent", trained / "run", "--dataset", trained / "data.hdf5", "--episodes", "4",
+            "--out", trained / "forget-interrupted", *FEW_STEPS]
+    monkeypatch.setattr(forget_run, "_unlearn", interrupted)
+    assert cli(*args) == 130
+    assert capsys.readouterr().err.strip().endswith("rerun with --overwrite to start again")
+    monkeypatch.undo()
+    assert cli(*args) == 2
+    assert "already holds files (use --overwrite" in capsys.readouterr().err
+    assert cli(*args, "--overwrite") == 0

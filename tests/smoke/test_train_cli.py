@@ -162,3 +162,34 @@ def test_cli_in_a_subprocess_reports_one_line_and_exit_code_2(tmp_path):
     assert completed.returncode == 2
     assert completed.stderr.startswith("error: ") and completed.stderr.count("\n") == 1
     assert completed.stdout == ""
+
+
+def test_the_summary_goes_to_stdout(workdir, capsys):
+    assert cli("train", "--algo", "bc", "--dataset", "tiny.hdf5", "--steps", 2, "--out", "run", *TINY) == 0
+    captured = capsys.readouterr()
+    rows = dict(line.split(None, 1) for line in captured.out.splitlines())
+    assert (rows["algo"], rows["steps"], rows["run_dir"]) == ("bc", "2", "run") and "wall_time_s" in rows
+    assert "wall_time_s" not in captured.err
+
+
+def test_online_algorithms_are_sent_to_train_online(workdir, capsys):
+    assert cli("train", "--algo", "sac", "--dataset", "tiny.hdf5", "--steps", 2, "--out", "sac") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: sac is an online algorithm") and err.count("\n") == 1
+    assert "trajlab train-online --algo sac" in err
+    assert not (workdir / "sac").exists()
+    assert cli("train", "--algo", "nope", "--dataset", "tiny.hdf5", "--steps", 2) == 2
+    offline = capsys.readouterr().err.partition("offline algorithms: ")[2].strip().split(", ")
+    assert {"bc", "td3_bc", "iql", "cql"} <= set(offline) and "sac" not in offline
+
+
+def test_env_evaluates_in_an_environment_the_dataset_does_not_name(workdir, capsys):
+    unnamed = synthetic_dataset(observation_dim=3, action_dim=1)
+    unnamed.save(workdir / "unnamed.hdf5")
+    args = ["train", "--algo", "bc", "--dataset", "unnamed.hdf5", "--steps", 2, "--eval-every", 2,
+            "--eval-episodes", 1, *TINY]
+    assert cli(*args, "--env", "Pendulum-v1", "--out", "run", "--json") == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["env_id"] == "Pendulum-v1" and isinstance(result["eval_mean_return"], float)
+    assert cli(*args, "--env", "Nope-v0", "--out", "bad") == 2
+    assert "unknown environment 'Nope-v0'" in capsys.readouterr().err and not (workdir / "bad").exists()

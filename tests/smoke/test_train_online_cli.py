@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from trajlab.algos import load_agent
-from trajlab.training import online as trainer
 from trajlab.cli import main
 from trajlab.core.checkpoint import load_checkpoint
+from trajlab.training import online as trainer
 from trajlab.training.online import RESULT_KEYS
 
 TINY = ["--env", "Pendulum-v1", "--steps", "400", "--learning-starts", "100", "--eval-every", "200",
@@ -124,3 +124,14 @@ def test_droq_flag_sets_dropout_layer_norm_and_utd(tmp_path, capsys):
     assert (agent.config.critic_dropout, agent.config.critic_layer_norm, agent.config.utd_ratio) == (0.01, True, 20)
     code, out, _ = _run_cli(capsys, *args, "--droq", "--utd", "3", "--out", str(tmp_path / "utd3"))
     assert code == 0 and json.loads(out)["updates"] == 20 * 3
+
+
+def test_the_summary_shows_the_final_evaluation(tmp_path, capsys):
+    args = ["--env", "Pendulum-v1", "--steps", "120", "--learning-starts", "100", "--eval-every", "0",
+            "--eval-episodes", "1", "--set", "hidden=[8,8]", "--set", "batch_size=16", "--threads", "1"]
+    code, out, _ = _run_cli(capsys, *args, "--out", str(tmp_path / "run"))
+    assert code == 0
+    rows = dict(line.split(None, 1) for line in out.splitlines())
+    final_eval = json.loads((tmp_path / "run" / "result.json").read_text())["final_eval"]
+    assert rows["final_eval.mean_return"] == f"{final_eval['mean_return']:.4g}"
+    assert rows["final_eval.episodes"] == "1" and "eval_history" not in rows

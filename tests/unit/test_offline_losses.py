@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from trajlab.algos import AGENTS
+from trajlab.algos.base import new_agent
 from trajlab.algos.offline.awac import AWAC, AWACConfig, awac_weights
 from trajlab.algos.offline.bc import bc_loss
 from trajlab.algos.offline.cql import CQL, CQLConfig, conservative_gap, cql_logsumexp
@@ -130,14 +131,15 @@ def _batch(spec) -> Batch:
     (IQL, IQLConfig(actor_hidden=(8,), critic_hidden=(8,)), "value"),
 ])
 def test_td_target_bootstraps_from_the_next_value_except_at_terminals(tiny_dataset, agent_class, config, network):
-    agent = agent_class(tiny_dataset.spec, config)
+    agent = new_agent(agent_class, tiny_dataset.spec, config, seed=0)
     _constant_output(agent.networks[network], 10.0)
     # r + 0.99 * (1 - d) * 10 for r = [1, -2, 0.5, 0], d = [0, 1, 0, 1]
     close(agent.td_target(_batch(tiny_dataset.spec)), [1.0 + 9.9, -2.0, 0.5 + 9.9, 0.0])
 
 
 def test_cql_soft_backup_subtracts_the_entropy_term(tiny_dataset):
-    agent = CQL(tiny_dataset.spec, CQLConfig(actor_hidden=(8,), critic_hidden=(8,), soft_backup=True))
+    config = CQLConfig(actor_hidden=(8,), critic_hidden=(8,), soft_backup=True)
+    agent = new_agent(CQL, tiny_dataset.spec, config, seed=0)
     _constant_output(agent.critic_target, 10.0)
     batch = _batch(tiny_dataset.spec)
     torch.manual_seed(0)
@@ -150,7 +152,7 @@ def test_cql_soft_backup_subtracts_the_entropy_term(tiny_dataset):
 
 # --- data statistics as each paper uses them ----------------------------------------------------------------
 def test_iql_scales_rewards_by_the_spread_of_episode_returns(tiny_dataset):
-    agent = IQL(tiny_dataset.spec, IQLConfig(actor_hidden=(8,), critic_hidden=(8,)))
+    agent = new_agent(IQL, tiny_dataset.spec, IQLConfig(actor_hidden=(8,), critic_hidden=(8,)), seed=0)
     agent.prepare(tiny_dataset)
     returns = tiny_dataset.episode_returns()
     assert agent.reward_scale == pytest.approx(1000.0 / (returns.max() - returns.min()))
@@ -158,7 +160,7 @@ def test_iql_scales_rewards_by_the_spread_of_episode_returns(tiny_dataset):
 
 
 def test_td3_bc_standardises_states_and_keeps_rewards(tiny_dataset):
-    agent = TD3BC(tiny_dataset.spec, TD3BCConfig(actor_hidden=(8,), critic_hidden=(8,)))
+    agent = new_agent(TD3BC, tiny_dataset.spec, TD3BCConfig(actor_hidden=(8,), critic_hidden=(8,)), seed=0)
     agent.prepare(tiny_dataset)
     normalized = agent.obs_normalizer(torch.from_numpy(tiny_dataset.observations.copy()))
     torch.testing.assert_close(normalized.mean(0), torch.zeros(tiny_dataset.observation_dim), atol=1e-5, rtol=0)
@@ -166,7 +168,8 @@ def test_td3_bc_standardises_states_and_keeps_rewards(tiny_dataset):
 
 
 def test_td3_bc_updates_the_actor_every_policy_freq_updates(tiny_dataset):
-    agent = TD3BC(tiny_dataset.spec, TD3BCConfig(actor_hidden=(8,), critic_hidden=(8,), batch_size=8))
+    config = TD3BCConfig(actor_hidden=(8,), critic_hidden=(8,), batch_size=8)
+    agent = new_agent(TD3BC, tiny_dataset.spec, config, seed=0)
     agent.prepare(tiny_dataset)
     changed = []
     for index in range(4):

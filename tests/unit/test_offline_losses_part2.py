@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from trajlab.algos import AGENTS
+from trajlab.algos.base import new_agent
 from trajlab.algos.offline.bcq import BCQ, BCQConfig
 from trajlab.algos.offline.bear import BEAR, BEARConfig, gaussian_kernel, laplacian_kernel, mmd
 from trajlab.algos.offline.discrete_bcq import allowed_actions, filtered_greedy, imitation_loss
@@ -84,7 +85,7 @@ def test_best_of_candidates_picks_the_highest_value_per_state():
 
 def test_bcq_deterministic_action_is_the_best_scored_candidate_and_inside_the_box():
     spec = SpaceSpec(3, 2, action_low=(-1.0, -1.0), action_high=(1.0, 1.0))
-    agent = BCQ(spec, BCQConfig(actor_hidden=(8,), critic_hidden=(8,), vae_hidden=(8,)))
+    agent = new_agent(BCQ, spec, BCQConfig(actor_hidden=(8,), critic_hidden=(8,), vae_hidden=(8,)), seed=0)
     observations = torch.randn(5, 3)
     action = agent.actor_action(observations, deterministic=True)
     assert torch.equal(action, agent.actor_action(observations, deterministic=True))
@@ -124,7 +125,7 @@ def test_mmd_is_per_state_and_near_zero_for_identical_sets():
 
 def test_bear_actor_loss_is_only_the_mmd_term_during_warmup(tiny_dataset):
     config = BEARConfig(actor_hidden=(8,), critic_hidden=(8,), vae_hidden=(8,), warmup_steps=1)
-    agent = BEAR(tiny_dataset.spec, config)
+    agent = new_agent(BEAR, tiny_dataset.spec, config, seed=0)
     agent.prepare(tiny_dataset)
     batch = tiny_dataset.sample(16, np.random.default_rng(0))
     warming = agent.compute_losses(batch)
@@ -164,7 +165,7 @@ def test_plas_actor_decodes_the_latent_action_then_perturbs_it():
 
 def test_plas_agent_acts_with_its_latent_policy_in_the_env_action_box():
     spec = SpaceSpec(1, 1, action_low=(0.0,), action_high=(4.0,))
-    agent = PLAS(spec, PLASConfig(actor_hidden=(), critic_hidden=(8,), vae_hidden=()))
+    agent = new_agent(PLAS, spec, PLASConfig(actor_hidden=(), critic_hidden=(8,), vae_hidden=()), seed=0)
     _hand_set_plas_actor(agent.vae, agent.actor)
     # [-1, 1] -> [0, 4]: centre 2, half-range 2
     assert np.allclose(agent.act(np.array([2.0]), deterministic=True), [2.0 + 2.0 * (math.tanh(0.5) + 0.02)])
@@ -172,7 +173,7 @@ def test_plas_agent_acts_with_its_latent_policy_in_the_env_action_box():
 
 def test_plas_trains_only_the_vae_while_pretraining_and_freezes_it_after(tiny_dataset):
     config = PLASConfig(actor_hidden=(8,), critic_hidden=(8,), vae_hidden=(8,), vae_pretrain_steps=2)
-    agent = PLAS(tiny_dataset.spec, config)
+    agent = new_agent(PLAS, tiny_dataset.spec, config, seed=0)
     agent.prepare(tiny_dataset)
 
     def snapshot():
@@ -225,7 +226,7 @@ def test_discrete_cql_penalty_by_hand():
 
 def test_discrete_cql_conservative_term_is_alpha_times_the_penalty(tiny_discrete_dataset):
     config = DiscreteCQLConfig(hidden=(8,), alpha=2.5)
-    agent = DiscreteCQL(tiny_discrete_dataset.spec, config)
+    agent = new_agent(DiscreteCQL, tiny_discrete_dataset.spec, config, seed=0)
     batch = tiny_discrete_dataset.sample(16, np.random.default_rng(0))
     losses = agent.compute_losses(batch)
     expected = 2.5 * conservative_penalty(agent.q_network(batch.observations), batch.actions)

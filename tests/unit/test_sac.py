@@ -9,11 +9,12 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from trajlab.data.replay import ReplayBuffer
+from trajlab.algos.base import new_agent
 from trajlab.algos.online.sac import SAC, SACConfig, alpha_loss_per_sample, soft_td_target
 from trajlab.core.errors import TrajlabError
 from trajlab.core.protocols import Batch
 from trajlab.core.spec import SpaceSpec
+from trajlab.data.replay import ReplayBuffer
 from trajlab.nn.policies import TanhGaussianPolicy
 
 TINY = SACConfig(hidden=(8, 8), batch_size=4)
@@ -61,7 +62,7 @@ def test_alpha_loss_does_not_reach_the_policy():
 
 
 def test_agent_alpha_term_matches_formula():
-    agent = SAC(_spec(), TINY, seed=0)
+    agent = new_agent(SAC, _spec(), TINY, seed=0)
     torch.manual_seed(3)
     losses = agent.compute_losses(_batch())
     expected = -agent.log_alpha.detach() * (losses.info_log_prob + agent.target_entropy)
@@ -87,7 +88,7 @@ def test_timeouts_still_bootstrap():
 
 
 def test_td_target_uses_target_critics_and_fresh_next_actions():
-    agent = SAC(_spec(), TINY, seed=0)
+    agent = new_agent(SAC, _spec(), TINY, seed=0)
     batch = _batch(terminals=torch.tensor([0.0, 1.0, 0.0, 1.0]))
     torch.manual_seed(7)
     target = agent.td_target(batch)
@@ -101,7 +102,7 @@ def test_td_target_uses_target_critics_and_fresh_next_actions():
 
 
 def test_critic_loss_is_half_squared_error_summed_over_critics():
-    agent = SAC(_spec(), TINY, seed=0)
+    agent = new_agent(SAC, _spec(), TINY, seed=0)
     batch = _batch()
     torch.manual_seed(11)
     losses = agent.compute_losses(batch)
@@ -113,7 +114,7 @@ def test_critic_loss_is_half_squared_error_summed_over_critics():
 
 
 def test_actor_loss_gradient_reaches_the_actor_only():
-    agent = SAC(_spec(), TINY, seed=0)
+    agent = new_agent(SAC, _spec(), TINY, seed=0)
     agent.compute_losses(_batch()).actor.mean().backward()
     assert all(p.grad is None for p in agent.critic.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in agent.actor.parameters())
@@ -147,7 +148,7 @@ def test_sampled_log_prob_matches_log_prob_of_the_sample():
 
 # --- agent behaviour --------------------------------------------------------------------------------------------
 def test_actions_are_scaled_to_the_env_box():
-    agent = SAC(SpaceSpec(3, 2, False, (0.0, -4.0), (1.0, 4.0)), TINY, seed=0)
+    agent = new_agent(SAC, SpaceSpec(3, 2, False, (0.0, -4.0), (1.0, 4.0)), TINY, seed=0)
     actions = agent.act(np.random.default_rng(0).normal(size=(64, 3)) * 10, deterministic=False)
     assert actions.shape == (64, 2)
     assert (actions[:, 0] >= 0).all() and (actions[:, 0] <= 1).all()
@@ -156,7 +157,7 @@ def test_actions_are_scaled_to_the_env_box():
 
 
 def test_critic_updates_every_step_actor_once_per_env_step_with_utd():
-    agent = SAC(_spec(), SACConfig(hidden=(8, 8), utd_ratio=3), seed=0)
+    agent = new_agent(SAC, _spec(), SACConfig(hidden=(8, 8), utd_ratio=3), seed=0)
     actor_before = [p.detach().clone() for p in agent.actor.parameters()]
     critic_before = [p.detach().clone() for p in agent.critic.parameters()]
     for expected_actor_step in (False, False, True):
@@ -169,7 +170,7 @@ def test_critic_updates_every_step_actor_once_per_env_step_with_utd():
 
 
 def test_target_critic_moves_by_tau():
-    agent = SAC(_spec(), SACConfig(hidden=(8, 8), tau=0.25), seed=0)
+    agent = new_agent(SAC, _spec(), SACConfig(hidden=(8, 8), tau=0.25), seed=0)
     target_before = [p.detach().clone() for p in agent.critic_target.parameters()]
     agent.update(_batch())
     for old, new, online in zip(target_before, agent.critic_target.parameters(), agent.critic.parameters()):
@@ -180,7 +181,7 @@ def test_zero_weight_samples_do_not_count():
     weights = torch.tensor([1.0, 1.0, 0.0, 0.0])
     batch = _batch(weights=weights)
     changed = batch.replace(rewards=batch.rewards + torch.tensor([0.0, 0.0, 100.0, -100.0]))
-    agents = [SAC(_spec(), TINY, seed=0) for _ in range(2)]
+    agents = [new_agent(SAC, _spec(), TINY, seed=0) for _ in range(2)]
     for agent, each in zip(agents, (batch, changed)):
         torch.manual_seed(0)
         agent.update(each)
@@ -189,7 +190,7 @@ def test_zero_weight_samples_do_not_count():
 
 
 def test_reset_reinitialises_networks_temperature_and_optimisers():
-    agent = SAC(_spec(), SACConfig(hidden=(8, 8), reset_every=3, initial_alpha=0.5), seed=0)
+    agent = new_agent(SAC, _spec(), SACConfig(hidden=(8, 8), reset_every=3, initial_alpha=0.5), seed=0)
     for index in range(2):
         agent.update(_batch(seed=index))
     before = [p.detach().clone() for p in agent.actor.parameters()]

@@ -1,8 +1,16 @@
 """Agents. Importing `trajlab.algos` registers every built-in algorithm in `AGENTS`."""
 
-from trajlab.algos.base import AGENTS, AgentBase, load_agent, save_agent
+from trajlab.algos.base import (
+    AGENTS,
+    AgentBase,
+    RuntimeOptions,
+    load_agent,
+    new_agent,
+    save_agent,
+    start_from_checkpoint,
+)
 
-__all__ = ["AGENTS", "AgentBase", "load_agent", "save_agent"]
+__all__ = ["AGENTS", "AgentBase", "RuntimeOptions", "load_agent", "new_agent", "save_agent", "start_from_checkpoint"]
 
 
 def _register_builtin() -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from trajlab.core.errors import TrajlabError
+from trajlab.core.protocols import device_of
 from trajlab.core.seeding import derive_seed
 from trajlab.data.dataset import TransitionDataset
 from trajlab.execution import EXECUTORS, Job, run_jobs
@@ -34,7 +35,7 @@ def fine_tune_shadow(original: Any, remaining: TransitionDataset, *, steps: int,
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "shadow", index))
         shadow = copy_agent(original)
-        sampler = remaining.sampler(device=getattr(shadow, "device", "cpu"),
+        sampler = remaining.sampler(device=device_of(shadow),
                                     seed=derive_seed(seed, "shadow-batches", index))
         train_steps(shadow, sampler, steps, batch_size)
     return shadow
@@ -58,7 +59,7 @@ def _train_through_executor(original: Any, remaining: TransitionDataset, count: 
     if not isinstance(original, AgentBase):
         raise TrajlabError("shadows of a user agent train in-process only (executor 'in-process'): the other "
                            "executors pass agents between processes as trajlab checkpoints")
-    device = str(getattr(original, "device", "cpu"))
+    device = str(device_of(original))
     with tempfile.TemporaryDirectory(prefix="trajlab-shadows-") as folder:
         checkpoint = save_agent(Path(folder) / "original.safetensors", original)
         data = remaining.save(Path(folder) / "remaining.h5")
@@ -73,9 +74,9 @@ def _train_through_executor(original: Any, remaining: TransitionDataset, count: 
 def shadow_job(checkpoint: str, dataset: str, index: int, out: str, device: str, steps: int, batch_size: int,
                seed: int) -> str:
     """One shadow in a worker: load the original and D_r from files, fine-tune, save; returns the checkpoint."""
-    from trajlab.algos.base import load_agent, save_agent
+    from trajlab.algos.base import save_agent, start_from_checkpoint
 
-    shadow = fine_tune_shadow(load_agent(checkpoint, device=device), TransitionDataset.load(dataset),
+    shadow = fine_tune_shadow(start_from_checkpoint(checkpoint, device=device), TransitionDataset.load(dataset),
                               steps=steps, batch_size=batch_size, seed=seed, index=index)
     save_agent(out, shadow)
     return out

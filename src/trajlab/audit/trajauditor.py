@@ -17,6 +17,9 @@ Beside the audited trajectories the auditor judges a control group: episodes of 
 still carries. An agent whose values moved everywhere is an outlier on every trajectory, so "forgotten" means
 something only where the controls stay "retained"; `AuditResult.specificity()` tests that (one-sided Fisher
 exact test on forgotten counts, audited vs control).
+
+Of the original agent the auditor needs a `q_value` (capability ValueEstimator) and, to train the shadows
+itself, the Agent protocol; of an audited agent `act` and, unless `value_critic` is "original", a `q_value`.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from scipy.stats import t as student_t
 
 from trajlab.core.config import to_dict
 from trajlab.core.errors import TrajlabError
+from trajlab.core.protocols import Agent, ValueEstimator, device_of, require
 from trajlab.core.seeding import derive_seed
 from trajlab.data.dataset import Episode, TransitionDataset
 
@@ -111,12 +115,10 @@ def discounted_backward(values: np.ndarray, gamma: float) -> np.ndarray:
 
 def q_values(agent: Any, observations: np.ndarray, actions: np.ndarray) -> np.ndarray:
     """Q(s, a) [N] from `agent.q_value` (raw observations, actions as the agent emits them)."""
-    method = getattr(agent, "q_value", None)
-    if not callable(method):
-        raise TrajlabError(f"{type(agent).__name__} has no q_value(observations, actions); TrajAuditor needs one")
-    device = getattr(agent, "device", "cpu")
+    require(agent, ValueEstimator, needed_by="TrajAuditor")
+    device = device_of(agent)
     with torch.no_grad():
-        values = method(torch.as_tensor(observations, device=device), torch.as_tensor(actions, device=device))
+        values = agent.q_value(torch.as_tensor(observations, device=device), torch.as_tensor(actions, device=device))
     return values.detach().cpu().numpy().astype(np.float64).reshape(-1)
 
 
@@ -215,17 +217,36 @@ class AuditResult:
 
 
 # --- the auditor --------------------------------------------------------------------------------------------
+def audited_needs(config: AuditConfig) -> tuple[type, ...]:
+    """What an audited agent (and a shadow) must have beyond `act`: its own critic, unless the original's judges
+    every policy (value_critic "original")."""
+    return () if config.value_critic == "original" else (ValueEstimator,)
+
+
+DEFAULT_GAMMA = 0.99
+"""Discount of the value accumulation for an agent whose config has none (behaviour cloning) or no config."""
+
+
+def discount(agent: Any, config: AuditConfig) -> float:
+    """`config.gamma`, else the agent config's own `gamma`, else DEFAULT_GAMMA."""
+    if config.gamma is not None:
+        return config.gamma
+    # a field of the algorithm's config, not a capability: algorithms without a discount have no such field
+    return float(getattr(getattr(agent, "config", None), "gamma", DEFAULT_GAMMA))
+
+
 class TrajAuditor:
     """Shadows of an original agent, and the membership test of any agent derived from it against them."""
 
     def __init__(self, original: Any, remaining: TransitionDataset, config: AuditConfig = AuditConfig(), *,
                  shadows: Sequence[Any] | None = None) -> None:
         check_audit_config(config)
+        require(original, ValueEstimator, needed_by="TrajAuditor")  # its critic (or its copies') values policies
         config = with_shadow_steps(config, None)
         self.original = original
         self.remaining = remaining
         self.config = config
-        self.gamma = config.gamma if config.gamma is not None else float(getattr(original.config, "gamma", 0.99))
+        self.gamma = discount(original, config)
         self.shadows: list[Any] = list(shadows) if shadows is not None else []
         self.shadow_seconds = 0.0
         self._shadow_cache: dict[int, np.ndarray] = {}
@@ -236,6 +257,8 @@ class TrajAuditor:
         if not self.shadows:
             from trajlab.audit.shadows import train_shadows  # imports the unlearning package (training loop)
 
+            require(self.original, Agent, needed_by="TrajAuditor's shadow training")  # copies trained by update()
+
             started = time.perf_counter()
             self.shadows = train_shadows(self.original, self.remaining, self.config)
             self.shadow_seconds = time.perf_counter() - started
@@ -245,6 +268,7 @@ class TrajAuditor:
               control: bool = True) -> AuditResult:
         """Judge, for each episode of `dataset` with these ids, whether `agent` still carries it; with `control`
         (and `config.control_episodes` not 0), also judge a seeded sample of D_r's other episodes."""
+        require(agent, *audited_needs(self.config), needed_by="TrajAuditor")
         self.fit()
         ids = [int(i) for i in episode_ids]
         if not ids:

@@ -18,15 +18,14 @@ from typing import Any
 import numpy as np
 
 from trajlab.audit.trajauditor import AuditConfig, TrajAuditor, check_audit_config, with_shadow_steps
+from trajlab.commands.progress import counted_updates_bar, in_process_shadow_updates
 from trajlab.core.config import load_nested_preset, to_dict
 from trajlab.core.errors import TrajlabError
 from trajlab.core.io import sha256_file
-from trajlab.core.progress import tally, update_bar
 from trajlab.core.rundir import RunDirectory, agent_checkpoint
 from trajlab.core.seeding import set_threads
 from trajlab.data.dataset import TransitionDataset
 from trajlab.data.ids import check_dataset_matches, forget_ids_array, parse_episode_ids, read_episodes_file
-from trajlab.training.steps import counting_updates
 from trajlab.unlearning.base import method_updates
 
 
@@ -39,7 +38,7 @@ class AuditRunConfig:
     dataset: str
     """The dataset holding the audited trajectories (trajlab HDF5)."""
     episodes: tuple[int, ...] | None = None
-    """Episode ids to audit."""
+    """Episode ids to audit, e.g. 3,17,42."""
     episodes_file: str | None = None
     """A file of episode ids to audit (JSON list, or ids separated by commas/whitespace)."""
     reference_dataset: str | None = None
@@ -49,15 +48,15 @@ class AuditRunConfig:
     out: str | None = None
     """Run directory to write (default: runs/audit_<agent run name>)."""
     preset: str = "quick"
-    """Name of the preset the auditor settings came from."""
+    """Preset of the auditor settings: configs/audit/<preset>.yaml (quick: CPU minutes; paper: the paper's)."""
     auditor: AuditConfig = AuditConfig()
     """TrajAuditor's settings."""
     device: str = "cpu"
-    """Torch device of the agents."""
+    """Torch device of the agents: cpu or cuda."""
     threads: int | None = None
-    """Torch intra-op threads (None: torch's default)."""
+    """Torch CPU threads (default: torch's choice)."""
     overwrite: bool = False
-    """Replace a finished run already in `out`."""
+    """Replace a run (finished or interrupted) already in `out`."""
     progress: bool = True
     """Show a progress bar of the in-process shadows' updates on stderr, on a terminal."""
 
@@ -69,11 +68,11 @@ def load_audit_config(preset: str, **overrides: Any) -> AuditRunConfig:
 
 def run(config: AuditRunConfig) -> dict[str, Any]:
     """Audit, write the run directory, return result.json's content."""
-    from trajlab.algos.base import load_agent
+    from trajlab.algos.base import start_from_checkpoint
 
     set_threads(config.threads)
     checkpoint = agent_checkpoint(config.agent)
-    agent = load_agent(checkpoint, device=config.device)
+    agent = start_from_checkpoint(checkpoint, device=config.device)
     dataset = TransitionDataset.load(config.dataset)
     ids = _audited_ids(config, dataset)
     check_dataset_matches(agent, dataset)
@@ -87,10 +86,8 @@ def run(config: AuditRunConfig) -> dict[str, Any]:
             raise TrajlabError(f"{type(who).__name__} has no q_value(observations, actions); TrajAuditor needs one")
     run_dir = RunDirectory.create(out, config, command="audit", overwrite=config.overwrite)
     auditor_config = with_shadow_steps(config.auditor, _unlearning_updates(certificate, original))
-    in_process = auditor_config.executor == "in-process"
-    shadow_updates = auditor_config.num_shadows * auditor_config.shadow_steps if in_process else 0
-    with update_bar("shadow agents", shadow_updates, enabled=config.progress) as show, \
-            counting_updates(tally(show)):
+    with counted_updates_bar("audit: shadow agents", in_process_shadow_updates(auditor_config),
+                             enabled=config.progress):
         audit = TrajAuditor(original, reference, auditor_config).audit(agent, dataset, ids)
     from trajlab.report import Report
     from trajlab.report.sections.forgetting import audit_plot, audit_section
@@ -150,7 +147,7 @@ def _certificate(checkpoint: Path) -> dict[str, Any] | None:
 
 def _original(config: AuditRunConfig, checkpoint: Path, agent: Any,
               certificate: dict[str, Any] | None) -> tuple[Any, str]:
-    from trajlab.algos.base import load_agent
+    from trajlab.algos.base import start_from_checkpoint
 
     if config.original is not None:
         path = agent_checkpoint(config.original)
@@ -162,7 +159,7 @@ def _original(config: AuditRunConfig, checkpoint: Path, agent: Any,
             raise TrajlabError(f"{path} changed since the certificate was issued (sha256 differs); pass --original")
     else:
         return agent, str(checkpoint.resolve())
-    original = load_agent(path, device=config.device)
+    original = start_from_checkpoint(path, device=config.device)
     if original.name != getattr(agent, "name", None) or original.spec != agent.spec:
         raise TrajlabError(f"the original agent {path} ({original.name}) is not the audited agent's algorithm/spaces")
     return original, str(path.resolve())
@@ -200,4 +197,6 @@ def _output(config: AuditRunConfig, checkpoint: Path) -> Path:
         raise TrajlabError(f"--out {out}: inside the audited agent's run; give another --out")
     if Path(config.dataset).resolve().is_relative_to(resolved):
         raise TrajlabError(f"--out {out} holds the dataset; give another --out")
+    if resolved.is_dir() and any(resolved.iterdir()) and not config.overwrite:
+        raise TrajlabError(f"--out {out}: already holds files (use --overwrite or another --out)")
     return out

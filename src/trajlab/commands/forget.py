@@ -28,16 +28,16 @@ from trajlab.audit.trajauditor import (
     q_values,
     with_shadow_steps,
 )
+from trajlab.commands.progress import counted_updates_bar, in_process_shadow_updates
 from trajlab.core.checkpoint import read_checkpoint_metadata
 from trajlab.core.config import load_nested_preset, to_dict
 from trajlab.core.errors import TrajlabError
 from trajlab.core.io import sha256_file, write_json_atomic
-from trajlab.core.progress import tally, update_bar
 from trajlab.core.rundir import RunDirectory, agent_checkpoint
 from trajlab.core.seeding import derive_seed, set_threads
 from trajlab.data.dataset import TransitionDataset
 from trajlab.data.ids import parse_episode_ids, read_episodes_file
-from trajlab.training.steps import check_steps, counting_updates
+from trajlab.training.steps import check_steps
 from trajlab.unlearning.base import METHODS, method_updates, select_fraction, validate_request
 from trajlab.unlearning.certificate import build_certificate
 from trajlab.unlearning.finetune import FinetuneConfig
@@ -66,7 +66,7 @@ class ForgetConfig:
     method: str = "trajdeleter"
     """trajdeleter, finetune, random-reward or retrain."""
     episodes: tuple[int, ...] | None = None
-    """Episode ids to forget."""
+    """Episode ids to forget, e.g. 3,17,42."""
     episodes_file: str | None = None
     """A file of episode ids to forget (a JSON list, or ids separated by commas/whitespace; # comments)."""
     fraction: float | None = None
@@ -74,7 +74,8 @@ class ForgetConfig:
     seed: int = 0
     """Seed of the random forget set and of the method's sampling."""
     preset: str = "quick"
-    """Name of the preset the settings below came from."""
+    """Preset of the method and auditor settings: configs/forget/<preset>.yaml (quick: CPU minutes; paper: the
+    paper's steps)."""
     trajdeleter: TrajDeleterConfig = TrajDeleterConfig()
     """TrajDeleter's settings."""
     finetune: FinetuneConfig = FinetuneConfig()
@@ -94,13 +95,14 @@ class ForgetConfig:
     eval_episodes: int = 10
     """Episodes per environment evaluation."""
     device: str = "cpu"
-    """Torch device of the agents."""
+    """Torch device of the agents: cpu or cuda."""
     threads: int | None = None
-    """Torch intra-op threads (None: torch's default)."""
+    """Torch CPU threads (default: torch's choice)."""
     overwrite: bool = False
-    """Replace a finished run already in `out`."""
+    """Replace a run (finished or interrupted) already in `out`."""
     progress: bool = True
-    """Show a progress bar of all updates (method, in-process shadows, retraining) on stderr, on a terminal."""
+    """Show progress bars on stderr, on a terminal: the method's updates, then the in-process shadows', then
+    retraining's (one bar each, so the method's bar holds only what its wall time measures)."""
 
 
 def load_forget_config(preset: str, **overrides: Any) -> ForgetConfig:
@@ -150,7 +152,7 @@ class _Request:
 
 def prepare_request(config: ForgetConfig) -> _Request:
     """Load and check the agent, the dataset, the forget set and the output; raises TrajlabError, writes nothing."""
-    from trajlab.algos.base import load_agent
+    from trajlab.algos.base import start_from_checkpoint
 
     METHODS.get(config.method)
     if config.eval_episodes < 1:
@@ -158,7 +160,7 @@ def prepare_request(config: ForgetConfig) -> _Request:
     checkpoint = agent_checkpoint(config.agent)
     _check_output(config, checkpoint)
     metadata = read_checkpoint_metadata(checkpoint)
-    agent = load_agent(checkpoint, device=config.device)
+    agent = start_from_checkpoint(checkpoint, device=config.device)
     dataset = TransitionDataset.load(config.dataset)
     requested = resolve_forget_set(config, dataset)
     env_id = metadata.get("env_id") or (metadata.get("dataset_metadata") or {}).get("env_id")
@@ -210,12 +212,11 @@ def run(config: ForgetConfig) -> dict[str, Any]:
     set_threads(config.threads)
     request = prepare_request(config)
     run_dir = RunDirectory.create(config.out, config, command="forget", overwrite=config.overwrite)
-    with update_bar(f"forget: {config.method}", _planned_updates(request, config),
-                    enabled=config.progress) as show, counting_updates(tally(show)):
+    with counted_updates_bar(f"forget: {config.method}", _method_updates(request, config), enabled=config.progress):
         unlearned, wall_time = _unlearn(request, config)
-        checkpoint = _save_unlearned(run_dir, unlearned, request, config)
-        audit = _audit(request, unlearned, config) if config.audit else None
-        evaluation = _evaluate(request, unlearned, config, wall_time) if config.evaluate else None
+    checkpoint = _save_unlearned(run_dir, unlearned, request, config)
+    audit = _audit(request, unlearned, config) if config.audit else None
+    evaluation = _evaluate(request, unlearned, config, wall_time) if config.evaluate else None
     values = value_summary(request.agent, unlearned, request.dataset, request.forget_ids)
     certificate = build_certificate(
         dataset=request.dataset, forget_ids=request.forget_ids, method=config.method,
@@ -231,18 +232,6 @@ def run(config: ForgetConfig) -> dict[str, Any]:
     result["plots"] = write_forget_report(run_dir, result, certificate, audit)
     run_dir.write_result(result)
     return result
-
-
-def _planned_updates(request: _Request, config: ForgetConfig) -> int:
-    """Updates this request will make in this process: the method's, the in-process shadows', retraining's."""
-    original_updates = int(getattr(request.agent, "num_updates", 0))
-    updates = method_updates(config.method, to_dict(method_config(config)), original_updates)
-    total = updates or 0
-    if config.audit and config.auditor.executor == "in-process":
-        total += config.auditor.num_shadows * with_shadow_steps(config.auditor, updates).shadow_steps
-    if config.evaluate and config.compare_retrain and config.method != "retrain":
-        total += method_updates("retrain", to_dict(config.retrain), original_updates) or 0
-    return total
 
 
 def _unlearn(request: _Request, config: ForgetConfig) -> tuple[Any, float]:
@@ -267,9 +256,11 @@ def _method_updates(request: _Request, config: ForgetConfig) -> int | None:
 
 
 def _audit(request: _Request, unlearned: Any, config: ForgetConfig) -> AuditResult:
-    auditor = TrajAuditor(request.agent, request.dataset.without(request.forget_ids),
-                          with_shadow_steps(config.auditor, _method_updates(request, config)))
-    return auditor.audit(unlearned, request.dataset, request.forget_ids)
+    auditor_config = with_shadow_steps(config.auditor, _method_updates(request, config))
+    auditor = TrajAuditor(request.agent, request.dataset.without(request.forget_ids), auditor_config)
+    with counted_updates_bar("audit: shadow agents", in_process_shadow_updates(auditor_config),
+                             enabled=config.progress):
+        return auditor.audit(unlearned, request.dataset, request.forget_ids)
 
 
 def _audit_verdict(audit: AuditResult) -> dict[str, Any]:
@@ -296,10 +287,12 @@ def _evaluate(request: _Request, unlearned: Any, config: ForgetConfig, wall_time
     if config.method == "retrain":
         evaluation["retrained"], retrain_time, source = evaluation["unlearned"], wall_time, "this run"
     elif config.compare_retrain:
-        started = time.perf_counter()
-        retrained = METHODS.get("retrain").function(request.agent, request.dataset, request.forget_ids,
-                                                    config.retrain)
-        retrain_time, source = time.perf_counter() - started, "measured"
+        updates = method_updates("retrain", to_dict(config.retrain), int(getattr(request.agent, "num_updates", 0)))
+        with counted_updates_bar("evaluate: retraining", updates, enabled=config.progress):
+            started = time.perf_counter()
+            retrained = METHODS.get("retrain").function(request.agent, request.dataset, request.forget_ids,
+                                                        config.retrain)
+            retrain_time, source = time.perf_counter() - started, "measured"
         evaluation["retrained"] = returns(retrained)
     else:
         retrain_time, source = _original_training_time(request.checkpoint)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 import trajlab
+from trajlab.commands.datasets import refuse_existing
 from trajlab.core.config import replace, to_dict
 from trajlab.core.errors import TrajlabError
 from trajlab.core.io import write_json_atomic
@@ -51,7 +52,8 @@ class GenerateConfig:
     out: str = ""
     """Dataset file to write (trajlab HDF5)."""
     preset: str = "quick"
-    """Name of the preset these settings came from (part of the work folder's name)."""
+    """Preset: configs/data/<preset>.yaml (quick: minutes on 2 CPU cores; paper: D4RL sizes); part of the work
+    folder's name."""
     seed: int = 0
     """Seed of the behaviour training, the evaluations and the collection."""
     sac_preset: str = "quick"
@@ -77,11 +79,11 @@ class GenerateConfig:
     work_dir: str | None = None
     """Folder for behaviour policies; None: next to `out`, named after env, preset, seed and settings."""
     device: str = "cpu"
-    """Device for SAC training."""
+    """Torch device of the SAC training: cpu or cuda."""
     num_threads: int | None = None
-    """Torch CPU threads (None: torch's default); 1 is faster when other jobs share the cores."""
+    """Torch CPU threads (default: torch's choice); 1 is faster when other jobs share the cores."""
     overwrite: bool = False
-    """Replace an existing output file."""
+    """Replace an existing output file (default: refuse)."""
 
 
 def run(config: GenerateConfig, *, progress: bool = True) -> dict[str, Any]:
@@ -119,11 +121,7 @@ def _validate(config: GenerateConfig) -> None:
         raise TrajlabError(f"unknown quality {config.quality!r}; choose one of {', '.join(QUALITIES)}")
     if not config.out:
         raise TrajlabError("no output path (--out)")
-    out = Path(config.out)
-    if out.is_dir():
-        raise TrajlabError(f"{out}: is a folder; give a file path for the output")
-    if out.exists() and not config.overwrite:
-        raise TrajlabError(f"{out}: already exists (use --overwrite to replace it)")
+    refuse_existing(Path(config.out), config.overwrite)
     if not 0.0 < config.medium_fraction < 1.0:
         raise TrajlabError(f"medium_fraction must be in (0, 1), got {config.medium_fraction}")
     for name in ("sac_steps", "snapshot_every", "dataset_size", "eval_episodes", "reference_episodes"):
@@ -227,10 +225,10 @@ class _Snapshots:
 
 def _measure_references(config: GenerateConfig, work: Path, snapshots: list[dict[str, Any]]) -> dict[str, Any]:
     """Pick the expert (best snapshot) and measure the random and expert returns on fresh episodes."""
-    from trajlab.algos.base import load_agent
+    from trajlab.algos.base import start_from_checkpoint
 
     expert = max(reversed(snapshots), key=lambda row: row["eval_return"])  # ties: the later snapshot
-    expert_agent = load_agent(work / expert["checkpoint"], device=config.device)
+    expert_agent = start_from_checkpoint(work / expert["checkpoint"], device=config.device)
     random_policy = UniformPolicy(_env_spec(config.env_id), derive_seed(config.seed, "random-policy"))
     behaviour = {
         "env_id": config.env_id, "seed": config.seed, "snapshots": snapshots, "replay": "replay.hdf5",
@@ -313,13 +311,13 @@ def _collected(config: GenerateConfig, work: Path, snapshot: dict[str, Any] | No
     """Roll out a snapshot (None: uniform actions), cached in the work folder for other qualities and reruns."""
     import torch
 
-    from trajlab.algos.base import load_agent
+    from trajlab.algos.base import start_from_checkpoint
 
     name = "random" if snapshot is None else f"step{snapshot['step']}"
     cached = work / "collected" / f"{name}-n{config.dataset_size}.hdf5"
     if cached.is_file():
         return TransitionDataset.load(cached)
-    act = None if snapshot is None else load_agent(work / snapshot["checkpoint"], device=config.device).act
+    act = None if snapshot is None else start_from_checkpoint(work / snapshot["checkpoint"], device=config.device).act
     seed = derive_seed(config.seed, "collect", name) % 2**31
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

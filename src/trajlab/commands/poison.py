@@ -21,13 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from trajlab.core.config import load_nested_preset, load_preset
+from trajlab.commands.algorithms import check_offline_algorithm
+from trajlab.commands.progress import counted_updates_bar
+from trajlab.core.config import load_nested_preset, load_preset, to_dict
 from trajlab.core.errors import TrajlabError
 from trajlab.core.rundir import RunDirectory
 from trajlab.core.seeding import derive_seed, set_threads
 from trajlab.data.dataset import TransitionDataset
 from trajlab.poison.poison import PoisonConfig, TriggeredAgent, poison_dataset, poison_metadata
-from trajlab.unlearning.base import METHODS
+from trajlab.unlearning.base import METHODS, method_updates
 from trajlab.unlearning.finetune import FinetuneConfig
 from trajlab.unlearning.random_reward import RandomRewardConfig
 from trajlab.unlearning.retrain import RetrainConfig
@@ -49,7 +51,7 @@ class PoisonRunConfig:
     train_steps: int = 5_000
     """Updates of the poisoned agent."""
     preset: str = "quick"
-    """Name of the preset these settings came from."""
+    """Preset: configs/poison/<preset>.yaml (quick: CPU minutes; paper: the paper's scale)."""
     poison: PoisonConfig = PoisonConfig()
     """How the dataset is poisoned."""
     methods: tuple[str, ...] = ("trajdeleter", "finetune", "random-reward", "retrain")
@@ -67,11 +69,13 @@ class PoisonRunConfig:
     seed: int = 0
     """Seed of the poisoning, the training, the unlearning and the evaluations."""
     device: str = "cpu"
-    """Torch device."""
+    """Torch device: cpu or cuda."""
     threads: int | None = None
-    """Torch intra-op threads (None: torch's default)."""
+    """Torch CPU threads (default: torch's choice)."""
     overwrite: bool = False
-    """Replace a finished run already in `out`."""
+    """Replace a run (finished or interrupted) already in `out`."""
+    progress: bool = True
+    """Show progress bars on stderr, on a terminal: the poisoned agent's training, then each method's updates."""
 
 
 def load_poison_config(preset: str, **overrides: Any) -> PoisonRunConfig:
@@ -81,23 +85,10 @@ def load_poison_config(preset: str, **overrides: Any) -> PoisonRunConfig:
 
 def run(config: PoisonRunConfig) -> dict[str, Any]:
     """Run the experiment, write the run directory, return result.json's content."""
-    from trajlab.algos import AGENTS
-    from trajlab.envs import env_info
-
     set_threads(config.threads)
-    for method in config.methods:
-        METHODS.get(method)
-    agent_class = AGENTS.get(config.algo)
-    agent_config = load_preset(agent_class.config_class, f"offline/{config.algo}", config.agent_preset)
-    if config.train_steps < 1 or config.eval_episodes < 1:
-        raise TrajlabError("train_steps and eval_episodes must be at least 1")
-    clean = TransitionDataset.load(config.dataset)
-    env_id = clean.metadata.get("env_id")
-    if env_id is None:
-        raise TrajlabError(f"{config.dataset}: the dataset names no environment (metadata env_id)")
-    env_info(env_id)
+    clean, env_id, untrained = _check_request(config)
     poisoned = poison_dataset(clean, replace(config.poison, seed=config.seed))
-    _preflight(config, agent_class(clean.spec, agent_config, device=config.device, seed=config.seed))
+    _preflight(config, untrained)
     run_dir = RunDirectory.create(config.out, config, command="poison", overwrite=config.overwrite)
     poisoned_path = poisoned.save(run_dir.path / "poisoned.hdf5")
     agent, train_time = _train_poisoned(config, poisoned_path, run_dir)
@@ -105,12 +96,9 @@ def run(config: PoisonRunConfig) -> dict[str, Any]:
     scenario = _Scenario(env_id, offsets, config.eval_episodes, derive_seed(config.seed, "poison-eval") % 2**31,
                          dict(clean.metadata))
     baseline = scenario.returns(agent)
-    methods = {}
-    for method in config.methods:
-        started = time.perf_counter()
-        unlearned = METHODS.get(method).function(agent, poisoned, ids, _method_config(config, method))
-        methods[method] = {**scenario.returns(unlearned), "wall_time_s": time.perf_counter() - started}
-        methods[method].update(_recovery(baseline, methods[method]))
+    methods = {method: _unlearn(config, method, agent, poisoned, ids, scenario) for method in config.methods}
+    for row in methods.values():
+        row.update(_recovery(baseline, row))
     _recovery_against_retraining(baseline, methods)
     result = {"algo": config.algo, "env_id": env_id, "poisoned_episode_ids": ids.tolist(),
               "num_poisoned_episodes": int(len(ids)), "trigger_offsets": offsets.tolist(),
@@ -119,6 +107,30 @@ def run(config: PoisonRunConfig) -> dict[str, Any]:
     result["plots"] = _report(run_dir, result)
     run_dir.write_result(result)
     return result
+
+
+def _check_request(config: PoisonRunConfig) -> tuple[TransitionDataset, str, Any]:
+    """What can be checked before any work: methods, algorithm, counts, output, dataset and its environment.
+    Returns the clean dataset, its environment and an untrained agent of the chosen algorithm."""
+    from trajlab.algos import AGENTS
+    from trajlab.envs import env_info
+
+    for method in config.methods:
+        METHODS.get(method)
+    check_offline_algorithm(config.algo)
+    agent_class = AGENTS.get(config.algo)
+    agent_config = load_preset(agent_class.config_class, f"offline/{config.algo}", config.agent_preset)
+    if config.train_steps < 1 or config.eval_episodes < 1:
+        raise TrajlabError("train_steps and eval_episodes must be at least 1")
+    out = Path(config.out)
+    if out.is_dir() and any(out.iterdir()) and not config.overwrite:
+        raise TrajlabError(f"--out {config.out}: already holds files (use --overwrite or another --out)")
+    clean = TransitionDataset.load(config.dataset)
+    env_id = clean.metadata.get("env_id")
+    if env_id is None:
+        raise TrajlabError(f"{config.dataset}: the dataset names no environment (metadata env_id)")
+    env_info(env_id)
+    return clean, env_id, agent_class(clean.spec, agent_config, device=config.device, seed=config.seed)
 
 
 def _preflight(config: PoisonRunConfig, untrained: Any) -> None:
@@ -135,14 +147,26 @@ def _preflight(config: PoisonRunConfig, untrained: Any) -> None:
 
 
 def _train_poisoned(config: PoisonRunConfig, dataset_path: Path, run_dir: RunDirectory) -> tuple[Any, float]:
-    from trajlab.algos.base import load_agent
+    from trajlab.algos.base import start_from_checkpoint
     from trajlab.training.offline import TrainConfig
     from trajlab.training.offline import run as train
 
     trained = train(TrainConfig(algo=config.algo, dataset=str(dataset_path), steps=config.train_steps,
                                 preset=config.agent_preset, seed=config.seed, device=config.device,
-                                out=str(run_dir.path / "agent"), progress=False, threads=config.threads))
-    return load_agent(trained["checkpoint"], device=config.device), float(trained["wall_time_s"])
+                                out=str(run_dir.path / "agent"), progress=config.progress, threads=config.threads))
+    return start_from_checkpoint(trained["checkpoint"], device=config.device), float(trained["wall_time_s"])
+
+
+def _unlearn(config: PoisonRunConfig, method: str, agent: Any, poisoned: TransitionDataset, ids: np.ndarray,
+             scenario: _Scenario) -> dict[str, Any]:
+    """Forget the poisoned episodes with `method`; its two returns and its wall time (unlearning only)."""
+    chosen = _method_config(config, method)
+    updates = method_updates(method, to_dict(chosen), int(getattr(agent, "num_updates", 0)))
+    with counted_updates_bar(f"poison: unlearning with {method}", updates, enabled=config.progress):
+        started = time.perf_counter()
+        unlearned = METHODS.get(method).function(agent, poisoned, ids, chosen)
+        wall_time = time.perf_counter() - started
+    return {**scenario.returns(unlearned), "wall_time_s": wall_time}
 
 
 def _method_config(config: PoisonRunConfig, method: str) -> Any:

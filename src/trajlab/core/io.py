@@ -25,6 +25,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield temp
         _fsync(temp)
+        # mkstemp creates the file private (0600); outputs get the mode a plain open() would have given them
+        os.chmod(temp, 0o666 & ~_current_umask())
         os.replace(temp, target)
     finally:
         if temp.exists():
@@ -34,6 +36,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def _fsync(path: Path) -> None:
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())
+
+
+def _current_umask() -> int:
+    """The process umask. Reading it means setting it; the value set meanwhile is restrictive, so a file another
+    thread creates in that instant is private rather than open to everyone."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

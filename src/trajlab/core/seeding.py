@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 
 import numpy as np
@@ -11,11 +10,16 @@ import torch
 
 
 def seed_everything(seed: int) -> np.random.Generator:
-    """Seed Python, NumPy and PyTorch; return a NumPy generator derived from the same seed."""
+    """Seed Python, NumPy and PyTorch; return a NumPy generator derived from the same seed.
+
+    A run calls it once, before it builds its agent (`trajlab.algos.base.new_agent`). It does not set
+    PYTHONHASHSEED: Python reads that only when an interpreter starts, so setting it at run time leaves this
+    process's str hashing as it is (it reached only child processes started later). Results must not depend on
+    the iteration order of sets of strings; child seeds come from `derive_seed`, which hashes with SHA-256.
+    """
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    os.environ["PYTHONHASHSEED"] = str(seed)
     return np.random.default_rng(seed)
 
 

@@ -5,6 +5,9 @@ also the env step at which it was collected) and an `episode_id` (consecutive ep
 environment). Ids survive the ring wrap-around, so a dataset cut from the buffer (`to_dataset`) speaks the
 same ids as the influence, forgetting and auditing code. Arrays are preallocated; `sample` indexes them and
 hands them to torch without copying again.
+
+A per-step safety `cost` (Safety-Gymnasium's, for safe RL and safety unlearning) is optional: the buffer holds
+a cost column from the first transition that has one on, and batches and datasets carry it (`costs`).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class ReplayBuffer:
         self.timeouts = np.zeros(capacity, dtype=np.float32)
         self.episode_ids = np.zeros(capacity, dtype=np.int64)
         self.transition_ids = np.zeros(capacity, dtype=np.int64)
+        self.costs: np.ndarray | None = None  # allocated by the first transition with a cost
         self.size = 0
         self.position = 0
         self.num_added = 0
@@ -51,9 +55,14 @@ class ReplayBuffer:
         return self.size
 
     def add(self, observation: np.ndarray, action: np.ndarray | int, reward: float, next_observation: np.ndarray,
-            terminated: bool, truncated: bool) -> None:
-        """Store one transition; a terminated or truncated one closes its episode."""
+            terminated: bool, truncated: bool, cost: float | None = None) -> None:
+        """Store one transition; a terminated or truncated one closes its episode. Once any transition has had a
+        `cost`, one without counts as cost 0 (environments report a cost only where it was incurred)."""
         row = self.position
+        if cost is not None and self.costs is None:
+            self.costs = np.zeros(self.capacity, dtype=np.float32)
+        if self.costs is not None:
+            self.costs[row] = 0.0 if cost is None else cost
         self.observations[row] = np.ravel(observation)
         self.actions[row] = action
         self.rewards[row] = reward
@@ -70,7 +79,8 @@ class ReplayBuffer:
         self.size = min(self.size + 1, self.capacity)
 
     def sample(self, batch_size: int, generator: np.random.Generator) -> Batch:
-        """A uniform minibatch (with replacement) as CPU tensors; terminals/timeouts as float32 0/1."""
+        """A uniform minibatch (with replacement) as CPU tensors; terminals/timeouts as float32 0/1; costs
+        when the buffer has them, else None."""
         if self.size == 0:
             raise TrajlabError("cannot sample from an empty replay buffer")
         return self.batch_at(generator.integers(0, self.size, size=batch_size))
@@ -86,6 +96,7 @@ class ReplayBuffer:
             timeouts=torch.from_numpy(self.timeouts[rows]),
             transition_ids=torch.from_numpy(self.transition_ids[rows]),
             episode_ids=torch.from_numpy(self.episode_ids[rows]),
+            costs=None if self.costs is None else torch.from_numpy(self.costs[rows]),
         )
 
     # --- datasets ---------------------------------------------------------------------------------------
@@ -115,13 +126,14 @@ class ReplayBuffer:
             observations=self.observations[rows], actions=self.actions[rows], rewards=self.rewards[rows],
             next_observations=self.next_observations[rows], terminals=self.terminals[rows].astype(bool),
             timeouts=self.timeouts[rows].astype(bool), episode_ids=self.episode_ids[rows],
-            transition_ids=self.transition_ids[rows], metadata=dict(metadata or {}),
+            transition_ids=self.transition_ids[rows], costs=None if self.costs is None else self.costs[rows],
+            metadata=dict(metadata or {}),
         )
 
     # --- resume -----------------------------------------------------------------------------------------
     def state(self) -> dict[str, np.ndarray]:
-        """Filled rows and counters as plain NumPy arrays (no objects), for `np.savez`."""
-        arrays = {name: getattr(self, name)[: self.size] for name in _ARRAYS}
+        """Filled rows and counters as plain NumPy arrays (no objects), for `np.savez`; costs only if held."""
+        arrays = {name: getattr(self, name)[: self.size] for name in self._held_arrays()}
         counters = {name: np.asarray(int(getattr(self, name)), dtype=np.int64) for name in _COUNTERS}
         return {**arrays, **counters}
 
@@ -133,13 +145,17 @@ class ReplayBuffer:
         if int(state["capacity"]) != self.capacity:
             raise TrajlabError(f"replay buffer state has capacity {int(state['capacity'])}, expected {self.capacity}")
         size = int(state["size"])
-        for name in _ARRAYS:
+        self.costs = np.zeros(self.capacity, dtype=np.float32) if "costs" in state else None
+        for name in self._held_arrays():
             target, value = getattr(self, name), np.asarray(state[name])
             if value.shape[1:] != target.shape[1:] or len(value) != size:
                 raise TrajlabError(f"replay buffer state: {name} has shape {value.shape}, does not fit this buffer")
             target[:size] = value
         self.size, self.position, self.num_added = size, int(state["position"]), int(state["num_added"])
         self.episode_id, self.episode_open = int(state["episode_id"]), bool(state["episode_open"])
+
+    def _held_arrays(self) -> tuple[str, ...]:
+        return _ARRAYS if self.costs is None else (*_ARRAYS, "costs")
 
     def save(self, path: str | Path) -> Path:
         """Write `state()` to an .npz file atomically."""

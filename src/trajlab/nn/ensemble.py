@@ -2,6 +2,8 @@
 
 A critic ensemble (twin critics, SAC-N, EDAC, shadow agents) is one module whose weights have a leading
 ensemble dimension, so N members cost one `baddbmm` per layer instead of a Python loop over N modules.
+`EnsembleCritic` (continuous actions as an input) and `DiscreteEnsembleCritic` (one output per discrete action)
+are called alike, critic(observations, actions) -> Q [N, B], so an algorithm can use either.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+
+from trajlab.nn.qlearning import action_values
 
 
 class EnsembleLinear(nn.Module):
@@ -140,3 +144,23 @@ class EnsembleValue(nn.Module):
     def forward(self, observations: Tensor) -> Tensor:
         out = self.body(observations)
         return out.squeeze(-1) if self.out_dim == 1 else out
+
+
+class DiscreteEnsembleCritic(EnsembleValue):
+    """Q(s, a) over discrete actions for N members: Q(s, ·) from one network per member, gathered at `actions`.
+
+    Called as `EnsembleCritic` is: [B, obs] observations and [B] action indices -> [N, B]. Its weights are those of
+    an `EnsembleValue(num_members, observation_dim, num_actions, hidden)`.
+    """
+
+    def __init__(self, num_members: int, observation_dim: int, num_actions: int,
+                 hidden: Sequence[int] = (256, 256), **mlp_options: object) -> None:
+        super().__init__(num_members, observation_dim, num_actions, hidden, **mlp_options)
+
+    def forward(self, observations: Tensor, actions: Tensor) -> Tensor:  # type: ignore[override]
+        # .long(): auditors pass dataset actions as they are stored, which may be floats
+        return action_values(self.all_actions(observations), actions.long())
+
+    def all_actions(self, observations: Tensor) -> Tensor:
+        """Q(s, ·) of every member and action [N, B, num_actions]."""
+        return super().forward(observations)

@@ -1,6 +1,10 @@
-"""Policy heads: tanh-squashed Gaussian (SAC, CQL), Gaussian with tanh mean (IQL, AWAC), deterministic (TD3+BC).
+"""Policy heads: tanh-squashed Gaussian (SAC, CQL), Gaussian with tanh mean (IQL, AWAC), deterministic (TD3+BC),
+and categorical over discrete actions (the discrete IQL and BC).
 
-Each maps observations to actions in [-1, 1]; agents rescale to the environment's action box.
+The continuous heads map observations to actions in [-1, 1], which agents rescale to the environment's action box;
+the categorical head returns action indices. Heads that an algorithm swaps by action space share its methods:
+`act(observations, deterministic)`, `log_prob(observations, actions)` (Gaussian, categorical) and
+`imitation_loss(observations, actions)` (deterministic, categorical), so one algorithm file serves both spaces.
 """
 
 from __future__ import annotations
@@ -73,6 +77,11 @@ class GaussianPolicy(nn.Module):
         action = mean if deterministic else mean + log_std.exp() * torch.randn_like(mean)
         return action.clamp(-1.0, 1.0), _gaussian_log_prob(action, mean, log_std)
 
+    def act(self, observations: Tensor, deterministic: bool) -> Tensor:
+        """An action in [-1, 1] per observation: the mean, or a clipped sample."""
+        action, _ = self(observations, deterministic)
+        return action
+
     def log_prob(self, observations: Tensor, actions: Tensor) -> Tensor:
         mean = self.mean(observations)
         log_std = self.log_std.clamp(self.log_std_min, self.log_std_max).expand_as(mean)
@@ -88,6 +97,53 @@ class DeterministicPolicy(nn.Module):
 
     def forward(self, observations: Tensor) -> Tensor:
         return self.body(observations)
+
+    def act(self, observations: Tensor, deterministic: bool) -> Tensor:
+        """The policy's action (the same whether `deterministic` or not)."""
+        return self(observations)
+
+    def imitation_loss(self, observations: Tensor, actions: Tensor) -> Tensor:
+        """Behaviour cloning loss [B]: squared error to the data's actions, averaged over action dimensions."""
+        return mean_squared_error(self(observations), actions)
+
+
+class CategoricalPolicy(nn.Sequential):
+    """pi(a|s) = softmax(f(s)) over discrete actions; called, it returns the logits [B, num_actions].
+
+    An `nn.Sequential` of `mlp`'s layers, so its weights are named as those of a plain `mlp` actor ("0.weight").
+    """
+
+    def __init__(self, observation_dim: int, num_actions: int, hidden: Sequence[int] = (256, 256),
+                 **options: object):
+        super().__init__(*mlp(observation_dim, num_actions, hidden, **options))  # type: ignore[arg-type]
+
+    def act(self, observations: Tensor, deterministic: bool) -> Tensor:
+        """Action indices [B] (int64): the most likely action, or one drawn from the softmax."""
+        logits = self(observations)
+        return logits.argmax(dim=-1) if deterministic else sample_categorical(logits)
+
+    def log_prob(self, observations: Tensor, actions: Tensor) -> Tensor:
+        """log pi(a|s) [B] of int64 action indices [B]."""
+        return -categorical_nll(self(observations), actions)
+
+    def imitation_loss(self, observations: Tensor, actions: Tensor) -> Tensor:
+        """Behaviour cloning loss [B]: the negative log-likelihood (cross-entropy) of the data's actions."""
+        return categorical_nll(self(observations), actions)
+
+
+def mean_squared_error(predicted: Tensor, target: Tensor) -> Tensor:
+    """Per-sample mean squared error over action dimensions: [B, act] x [B, act] -> [B]."""
+    return (predicted - target).pow(2).mean(-1)
+
+
+def categorical_nll(logits: Tensor, actions: Tensor) -> Tensor:
+    """Per-sample -log softmax(logits)[a]: [B, A] logits, [B] int64 actions -> [B]."""
+    return F.cross_entropy(logits, actions, reduction="none")
+
+
+def sample_categorical(logits: Tensor) -> Tensor:
+    """One action per row drawn from softmax(logits), [B, A] -> [B] int64."""
+    return torch.multinomial(torch.softmax(logits, dim=-1), 1).squeeze(-1)
 
 
 def _gaussian_log_prob(x: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:

@@ -2,8 +2,8 @@
 
 A run directory holds config.yaml, metrics.csv (+ TensorBoard), checkpoints/step_<n>.safetensors every
 `checkpoint_every` updates, checkpoints/final.safetensors, and result.json once finished. Step checkpoints also
-carry the sampler's and torch's random states, so `--resume` continues an interrupted run with the batches and
-noise it would have drawn without the interruption.
+carry the sampler's and torch's random states (a `ResumeState`), so `--resume` continues an interrupted run with
+the batches and noise it would have drawn without the interruption. One step of the `Loop` is one update.
 """
 
 from __future__ import annotations
@@ -11,14 +11,22 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from trajlab.algos.base import AGENTS, AgentBase, load_agent, save_agent
-from trajlab.core.checkpoint import load_checkpoint, read_checkpoint_metadata
+from trajlab.algos.base import (
+    AGENTS,
+    AgentBase,
+    RuntimeOptions,
+    load_agent,
+    new_agent,
+    save_agent,
+    split_runtime_options,
+)
+from trajlab.core.checkpoint import read_checkpoint_metadata
 from trajlab.core.config import load_preset, to_dict
 from trajlab.core.errors import TrajlabError
 from trajlab.core.io import write_json_atomic
@@ -28,13 +36,15 @@ from trajlab.core.seeding import derive_seed, set_threads
 from trajlab.core.spec import SpaceSpec
 from trajlab.data.dataset import TransitionDataset
 from trajlab.data.sampler import TensorSampler
+from trajlab.training.loop import Cadence, EvalSummary, Loop, MetricWindow, Periodic, WallClock, evaluated_at
+from trajlab.training.resume import ResumeState, restore_torch_random_states, torch_random_states
 
 RESULT_KEYS = ("algo", "preset", "dataset", "env_id", "steps", "seed", "device", "wall_time_s", "updates_per_s",
                "final_metrics", "eval_mean_return", "eval_std_return", "eval_normalized_score", "eval_episodes",
                "checkpoint", "run_dir", "resumed_from_step")
 """Keys of result.json: always present (None where a value does not apply), so scripts can rely on them."""
 
-_SAME_ON_RESUME = ("algo", "dataset", "preset", "overrides", "seed", "steps")
+_SAME_ON_RESUME = ("algo", "dataset", "preset", "overrides", "seed", "steps", "env_id")
 
 
 @dataclass(frozen=True)
@@ -55,8 +65,10 @@ class TrainConfig:
     """Seed of the networks, the batch sampler and the algorithm's noise."""
     device: str = "cpu"
     """Torch device (cpu, cuda, cuda:1)."""
+    env_id: str | None = None
+    """Environment to evaluate in; default: the dataset's env_id."""
     eval_every: int = 0
-    """Evaluate in the dataset's environment every this many updates and at the end (0: never)."""
+    """Evaluate in `env_id` every this many updates and at the end (0: never)."""
     eval_episodes: int = 10
     """Episodes per evaluation."""
     log_every: int = 1000
@@ -84,30 +96,33 @@ def run(config: TrainConfig) -> dict[str, Any]:
     """Train as `config` says, write the run directory and return the content of result.json."""
     _check_options(config)
     agent_class = AGENTS.get(config.algo)
-    agent_config = load_preset(agent_class.config_class, f"offline/{config.algo}", config.preset, **config.overrides)
+    overrides, runtime = split_runtime_options(config.overrides, where="--set")
+    agent_config = load_preset(agent_class.config_class, f"offline/{config.algo}", config.preset, **overrides)
     dataset = TransitionDataset.load(config.dataset)
-    set_threads(config.threads)
-    agent, sampler = prepare_training(agent_class, agent_config, dataset, seed=config.seed, device=config.device)
     env_id = _evaluation_env(dataset, config)
+    set_threads(config.threads)
+    agent, sampler = prepare_training(agent_class, agent_config, dataset, seed=config.seed, device=config.device,
+                                      runtime=runtime)
     stored = {**_plain_config(config), "agent_config": to_dict(agent_config)}
     run_dir = RunDirectory.create(config.run_path(), stored, command="train", resume=config.resume,
                                   overwrite=config.overwrite)
     if config.resume:
         _check_same_run(run_dir, stored)
-    loop = _TrainingLoop(config, run_dir, agent, sampler, dataset, env_id)
+    training = _OfflineTraining(config, run_dir, agent, sampler, dataset, env_id)
     if config.resume:
-        loop.restore()
-    return loop.run()
+        training.restore()
+    return training.run()
 
 
 def prepare_training(agent_class: type[AgentBase], agent_config: Any, dataset: TransitionDataset, *, seed: int,
-                     device: str = "cpu", spec: SpaceSpec | None = None) -> tuple[AgentBase, TensorSampler]:
+                     device: str = "cpu", spec: SpaceSpec | None = None,
+                     runtime: RuntimeOptions = RuntimeOptions()) -> tuple[AgentBase, TensorSampler]:
     """A new agent with the data's statistics and its batch sampler, seeded as every trajlab training run is.
 
     `trajlab train` and exact unlearning (retraining) both start here, so retraining on `dataset.without(ids)`
     reproduces `trajlab train` on the same data bit for bit.
     """
-    agent = agent_class(spec or dataset.spec, agent_config, device=device, seed=seed)
+    agent = new_agent(agent_class, spec or dataset.spec, agent_config, seed=seed, device=device, runtime=runtime)
     agent.prepare(dataset)
     return agent, dataset.sampler(device=device, seed=derive_seed(seed, "sampler"))
 
@@ -131,16 +146,38 @@ def _check_options(config: TrainConfig) -> None:
 
 
 def _evaluation_env(dataset: TransitionDataset, config: TrainConfig) -> str | None:
-    """The dataset's environment if trajlab knows it and evaluation is on, else None (with a note why)."""
-    from trajlab.envs import ENVIRONMENTS
+    """The environment to evaluate in and to record for `trajlab eval`: `config.env_id`, else the dataset's
+    env_id if trajlab knows it, else None (with a note on how to evaluate when evaluation was asked for)."""
+    from trajlab.envs import ENVIRONMENTS, known_env_ids
 
-    env_id = dataset.metadata.get("env_id")
-    if config.eval_every == 0:
-        return env_id if env_id in ENVIRONMENTS else None
-    if env_id not in ENVIRONMENTS:
-        print(f"note: no evaluation; the dataset's env_id {env_id!r} is not a known environment", file=sys.stderr)
-        return None
-    return env_id
+    named = dataset.metadata.get("env_id")
+    if config.env_id is not None:
+        _check_given_env(config.env_id, named, dataset)
+        return config.env_id
+    if named in ENVIRONMENTS:
+        return named
+    if config.eval_every > 0:
+        reason = "the dataset names no environment" if named is None else \
+            f"the dataset's env_id {named!r} is not a known environment"
+        print(f"note: no evaluation: {reason}; pass --env with one of {', '.join(known_env_ids())}", file=sys.stderr)
+    return None
+
+
+def _check_given_env(env_id: str, named: str | None, dataset: TransitionDataset) -> None:
+    """A given environment must be known, agree with the one the dataset names (when trajlab knows that one
+    too) and have the dataset's spaces."""
+    from trajlab.envs import ENVIRONMENTS, env_info, make
+
+    env_info(env_id)  # an unknown id is a user error listing the known ones
+    if named in ENVIRONMENTS and named != env_id:
+        raise TrajlabError(f"--env {env_id} differs from the dataset's environment {named}; drop --env to use it")
+    env = make(env_id)
+    spaces = SpaceSpec.from_env(env)
+    env.close()
+    have = (dataset.observation_dim, dataset.action_dim, dataset.discrete)
+    need = (spaces.observation_dim, spaces.action_dim, spaces.discrete)
+    if have != need:
+        raise TrajlabError(f"the dataset has (obs_dim, act_dim, discrete)={have}, but --env {env_id} has {need}")
 
 
 def _plain_config(config: TrainConfig) -> dict[str, Any]:
@@ -151,14 +188,17 @@ def _plain_config(config: TrainConfig) -> dict[str, Any]:
 
 def _check_same_run(run_dir: RunDirectory, stored: dict[str, Any]) -> None:
     saved = run_dir.config()
+    # runs started before runtime options had their own block stored compile/bf16 in the agent config
+    saved["agent_config"] = split_runtime_options(saved.get("agent_config") or {})[0]
     for name in (*_SAME_ON_RESUME, "agent_config"):
         if saved.get(name) != stored.get(name):
             raise TrajlabError(f"{run_dir.path}: cannot resume with a different {name} "
                                f"(run has {saved.get(name)!r}, given {stored.get(name)!r})")
 
 
-class _TrainingLoop:
-    """The update loop and its bookkeeping: metrics, checkpoints, evaluation, timing, progress bar."""
+class _OfflineTraining:
+    """One `trajlab train` run: the update step and what the loop does around it (metrics rows, evaluations,
+    step checkpoints), timing, and the result."""
 
     def __init__(self, config: TrainConfig, run_dir: RunDirectory, agent: AgentBase, sampler: TensorSampler,
                  dataset: TransitionDataset, env_id: str | None) -> None:
@@ -168,101 +208,88 @@ class _TrainingLoop:
         self.batch_size = int(agent.config.batch_size)
         self.step = 0
         self.resumed_from: int | None = None
-        self.earlier_sessions_s = 0.0
-        self.session_start = time.perf_counter()
+        self.clock = WallClock()
         self.update_time_s = 0.0
-        self.last_eval: dict[str, Any] | None = None
-        self.sums: dict[str, float] = {}
-        self.counts: dict[str, int] = {}
+        self.window = MetricWindow()
+        self.last_eval: EvalSummary | None = None
         self.last_metrics: dict[str, float] = {}
 
     def restore(self) -> None:
         """Continue from the latest step checkpoint (from scratch if none was written)."""
         latest = self.run_dir.latest_checkpoint()
         if latest is not None:
-            state, _ = load_checkpoint(latest, device=self.config.device)
-            if "run_state" not in state:
-                raise TrajlabError(f"{latest}: checkpoint has no run state to resume from")
-            self.agent.load_state_dict(state)
-            saved = state["run_state"]
-            self.sampler.set_state(saved["sampler"].cpu())
-            torch.set_rng_state(saved["torch_rng"].cpu())
-            self.step, self.earlier_sessions_s = int(saved["step"]), float(saved["elapsed_s"])
-            self.last_eval = saved.get("last_eval")
-            self.sums, self.counts = dict(saved["metric_sums"]), dict(saved["metric_counts"])
+            saved = ResumeState.read_into(self.agent, latest, kind="offline", device=self.config.device)
+            self.sampler.set_state(saved.random["sampler"].cpu())
+            restore_torch_random_states(saved.random)
+            self.step, self.clock.earlier_s = saved.step, saved.elapsed_s
+            self.last_eval = None if saved.last_eval is None else EvalSummary(**saved.last_eval)
+            self.window = MetricWindow.from_state(saved.metric_window)
         self.resumed_from = self.step
         self.run_dir.truncate_metrics(self.step)
 
     def run(self) -> dict[str, Any]:
-        self.session_start = time.perf_counter()
+        self.clock.start_session()
         try:
-            with update_bar(self.config.algo, self.config.steps, completed=self.step,
-                            enabled=self.config.progress) as advance:
-                while self.step < self.config.steps:
-                    self._one_update()
-                    self._after_update()
-                    advance(self.step)
+            with update_bar(self.config.algo, self.config.steps, completed=self.step, enabled=self.config.progress,
+                            status=self._status) as show:
+                self._loop().run(self.step, show)
         except KeyboardInterrupt:
             self._save_step_checkpoint()  # keep what was learned since the last checkpoint
             self.run_dir.close()
             raise
         return self._finish()
 
-    def _one_update(self) -> None:
+    def _loop(self) -> Loop:
+        total = self.config.steps
+        evaluation = Periodic(Cadence(self.config.eval_every, last=total), self._evaluate)
+        return Loop(self._update, total, evaluate=evaluation if self.evaluating else None,
+                    log=Periodic(Cadence(self.config.log_every, last=total), self._log),
+                    checkpoint=Periodic(Cadence(self.config.checkpoint_every, last=total),
+                                        lambda step: self._save_step_checkpoint()))
+
+    def _update(self, step: int) -> None:
         tick = time.perf_counter()
         metrics = self.agent.update(self.sampler.sample(self.batch_size))
         self.update_time_s += time.perf_counter() - tick
-        self.step += 1
-        for name, value in metrics.items():
-            self.sums[name] = self.sums.get(name, 0.0) + float(value)
-            self.counts[name] = self.counts.get(name, 0) + 1
+        self.step = step
+        self.window.add(metrics)
 
-    def _after_update(self) -> None:
-        last = self.step == self.config.steps
-        evaluate = self.evaluating and (self.step % self.config.eval_every == 0 or last)
-        if evaluate:
-            self.last_eval = self._evaluate()
-        if evaluate or last or self.step % self.config.log_every == 0:
-            self._log(evaluated=evaluate)
-        if last or self.step % self.config.checkpoint_every == 0:
-            self._save_step_checkpoint()
-
-    def _log(self, evaluated: bool) -> None:
-        row = {name: self.sums[name] / self.counts[name] for name in self.sums}
-        self.last_metrics = dict(row) or self.last_metrics
-        row["updates_per_s"] = self._updates_per_s() or math.nan
-        if self.evaluating:  # columns are fixed by the first row, so they are always there
-            result = self.last_eval if evaluated and self.last_eval else {}
-            row["eval_return"] = result.get("mean_return", math.nan)
-            score = result.get("normalized_score")
-            row["eval_normalized_score"] = math.nan if score is None else score
-        self.run_dir.log_metrics(self.step, row)
-        self.sums, self.counts = {}, {}
-
-    def _updates_per_s(self) -> float | None:
-        done = self.step - (self.resumed_from or 0)
-        return done / self.update_time_s if self.update_time_s > 0 else None
-
-    def _evaluate(self) -> dict[str, Any]:
+    def _evaluate(self, step: int) -> None:
         from trajlab.eval import evaluate
 
         assert self.env_id is not None
         result = evaluate(self.agent, self.env_id, episodes=self.config.eval_episodes,
                           seed=derive_seed(self.config.seed, "eval") % 2**31, metadata=self.dataset.metadata)
-        return {"mean_return": result.mean_return, "std_return": result.std_return,
-                "normalized_score": result.mean_normalized_score, "episodes": int(len(result.returns))}
+        self.last_eval = EvalSummary.of(step, result)
+
+    def _log(self, step: int) -> None:
+        row = self.window.averages()
+        self.last_metrics = dict(row) or self.last_metrics
+        row["updates_per_s"] = self._updates_per_s() or math.nan
+        if self.evaluating:  # columns are fixed by the first row, so they are always there
+            evaluated = evaluated_at(step, self.last_eval)
+            row["eval_return"] = math.nan if evaluated is None else evaluated.mean_return
+            score = None if evaluated is None else evaluated.normalized_score
+            row["eval_normalized_score"] = math.nan if score is None else score
+        self.run_dir.log_metrics(step, row)
+        self.window.clear()
+
+    def _status(self) -> str:
+        return "" if self.last_eval is None else self.last_eval.status()
+
+    def _updates_per_s(self) -> float | None:
+        done = self.step - (self.resumed_from or 0)
+        return done / self.update_time_s if self.update_time_s > 0 else None
 
     def _save_step_checkpoint(self) -> None:
         path = self.run_dir.checkpoint_path(f"step_{self.step}")
         if self.step == 0 or path.exists():
             return
-        run_state = {"step": self.step, "sampler": self.sampler.get_state(), "torch_rng": torch.get_rng_state(),
-                     "elapsed_s": self._wall_time_s(), "last_eval": self.last_eval,
-                     "metric_sums": self.sums, "metric_counts": self.counts}  # a partly averaged log interval
-        save_agent(path, self.agent, self._checkpoint_metadata(), run_state=run_state)
-
-    def _wall_time_s(self) -> float:
-        return self.earlier_sessions_s + (time.perf_counter() - self.session_start)
+        state = ResumeState(kind="offline", step=self.step, elapsed_s=self.clock.elapsed_s(),
+                            metric_window=self.window.state(),
+                            last_eval=None if self.last_eval is None else asdict(self.last_eval),
+                            random={"sampler": self.sampler.get_state(), **torch_random_states()})
+        state.write(path, self.agent, self._checkpoint_metadata())
 
     def _checkpoint_metadata(self) -> dict[str, Any]:
         return {"step": self.step, "dataset": str(Path(self.config.dataset).resolve()), "env_id": self.env_id,
@@ -275,12 +302,12 @@ class _TrainingLoop:
             "algo": self.config.algo, "preset": self.config.preset,
             "dataset": str(Path(self.config.dataset).resolve()), "env_id": self.env_id,
             "steps": self.step, "seed": self.config.seed, "device": self.config.device,
-            "wall_time_s": self._wall_time_s(), "updates_per_s": self._updates_per_s(),
+            "wall_time_s": self.clock.elapsed_s(), "updates_per_s": self._updates_per_s(),
             "final_metrics": self.last_metrics,
-            "eval_mean_return": evaluated["mean_return"] if evaluated else None,
-            "eval_std_return": evaluated["std_return"] if evaluated else None,
-            "eval_normalized_score": evaluated["normalized_score"] if evaluated else None,
-            "eval_episodes": evaluated["episodes"] if evaluated else 0,
+            "eval_mean_return": evaluated.mean_return if evaluated else None,
+            "eval_std_return": evaluated.std_return if evaluated else None,
+            "eval_normalized_score": evaluated.normalized_score if evaluated else None,
+            "eval_episodes": evaluated.episodes if evaluated else 0,
             "checkpoint": str(final), "run_dir": str(self.run_dir.path), "resumed_from_step": self.resumed_from,
         }
         self.run_dir.write_result(result)

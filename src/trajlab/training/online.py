@@ -1,21 +1,22 @@
 """The online training loop (`train_online`) and `trajlab train-online` (`run`).
 
 One environment, one replay buffer: `learning_starts` uniform random actions, then the agent acts and is
-updated `utd_ratio` times per env step on minibatches from the buffer. Evaluation, metrics (metrics.csv +
-TensorBoard), checkpoints and a caller's `callback` hook in between.
+updated `utd_ratio` times per env step on minibatches from the buffer. One step of the `Loop` is one env step
+with its updates; evaluations, metrics rows (metrics.csv + TensorBoard), a caller's `callback` and checkpoints
+come in between. What the environment reports is kept: a `cost` in its step info goes into the replay buffer
+(and so into sampled batches), and `on_env_step` sees every step whole (`EnvStep`, info included).
 
 Checkpoints are taken at the first episode end at or after each multiple of `checkpoint_every`: an agent
-checkpoint (`checkpoints/step_<n>.safetensors`, loadable with `load_agent`, carrying the trainer's state and
-random states) and the replay buffer (`checkpoints/replay_<n>.npz`). Because the environment is between
+checkpoint (`checkpoints/step_<n>.safetensors`, loadable with `load_agent`, carrying the loop's `ResumeState`
+with its random states) and the replay buffer (`checkpoints/replay_<n>.npz`). Because the environment is between
 episodes there, `resume=True` continues exactly as the uninterrupted run would have.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,16 +24,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from trajlab.algos.base import AGENTS, AgentBase, save_agent
-from trajlab.core.checkpoint import load_checkpoint
+from trajlab.algos.base import AGENTS, AgentBase, RuntimeOptions, new_agent, save_agent, split_runtime_options
 from trajlab.core.config import configs_root, from_dict, load_preset, to_dict
 from trajlab.core.errors import TrajlabError
+from trajlab.core.progress import update_bar
 from trajlab.core.rundir import RunDirectory
 from trajlab.core.seeding import derive_seed, set_threads
 from trajlab.core.spec import SpaceSpec
 from trajlab.data.replay import ReplayBuffer
 from trajlab.envs.registry import env_info, make
 from trajlab.eval.rollouts import EvalResult, evaluate
+from trajlab.training.loop import Cadence, EvalSummary, Loop, MetricWindow, Periodic, WallClock, evaluated_at
+from trajlab.training.resume import ResumeState, restore_torch_random_states, torch_random_states
 
 Callback = Callable[[int, AgentBase, ReplayBuffer], Any]
 """callback(step, agent, replay): called after env steps that are multiples of `callback_every`."""
@@ -131,21 +134,31 @@ def load_online_config(algo: str = "sac", preset: str = "quick", **fields: Any) 
     return from_dict(OnlineTrainConfig, values, where=f"online/{algo}/{preset} train")
 
 
+def agent_options_for(config: OnlineTrainConfig) -> tuple[Any, RuntimeOptions]:
+    """The agent's config and runtime options: the preset's `agent` section with `config.overrides` on top
+    (`compile` and `bf16` among them are runtime options)."""
+    where = f"online/{config.algo}/{config.preset} agent"
+    values = {**_load_preset(config.algo, config.preset).agent, **config.overrides}
+    values, runtime = split_runtime_options(values, where=where)
+    return from_dict(AGENTS.get(config.algo).config_class, values, where=where), runtime
+
+
 def agent_config_for(config: OnlineTrainConfig) -> Any:
     """The agent's config: the preset's `agent` section with `config.overrides` on top."""
-    agent_class = AGENTS.get(config.algo)
-    values = {**_load_preset(config.algo, config.preset).agent, **config.overrides}
-    return from_dict(agent_class.config_class, values, where=f"online/{config.algo}/{config.preset} agent")
+    return agent_options_for(config)[0]
 
 
-def build_agent(config: OnlineTrainConfig, agent_config: Any = None, spec: SpaceSpec | None = None) -> AgentBase:
+def build_agent(config: OnlineTrainConfig, agent_config: Any = None, spec: SpaceSpec | None = None,
+                runtime: RuntimeOptions | None = None) -> AgentBase:
     """A fresh agent for `config.env_id` (spaces read from the environment) seeded with `config.seed`."""
     agent_config = agent_config if agent_config is not None else agent_config_for(config)
+    runtime = runtime if runtime is not None else agent_options_for(config)[1]
     if spec is None:
         env = make(config.env_id)
         spec = SpaceSpec.from_env(env)
         env.close()
-    return AGENTS.get(config.algo)(spec, agent_config, device=config.device, seed=config.seed)
+    return new_agent(AGENTS.get(config.algo), spec, agent_config, seed=config.seed, device=config.device,
+                     runtime=runtime)
 
 
 def _load_preset(algo: str, preset: str) -> OnlinePreset:
@@ -163,6 +176,10 @@ def check_config(config: OnlineTrainConfig) -> None:
     for name in ("learning_starts", "eval_every", "checkpoint_every"):
         if getattr(config, name) < 0:
             raise TrajlabError(f"{name} must be 0 or positive, got {getattr(config, name)}")
+    if config.total_steps <= config.learning_starts:
+        raise TrajlabError(f"total_steps {config.total_steps} <= learning_starts {config.learning_starts}: the run "
+                           "would take random actions only and make no update; raise --steps or lower "
+                           "--learning-starts")
     for name in ("batch_size", "utd_ratio", "num_threads"):
         if getattr(config, name) is not None and getattr(config, name) < 1:
             raise TrajlabError(f"{name} must be at least 1, got {getattr(config, name)}")
@@ -175,44 +192,60 @@ def check_config(config: OnlineTrainConfig) -> None:
 
 
 # --- the loop ------------------------------------------------------------------------------------------------
-@dataclass
-class _LoopState:
-    """Everything the loop carries between steps; JSON-able, so checkpoints store it as metadata."""
+@dataclass(frozen=True)
+class EnvStep:
+    """One environment step as the online loop took it, with all the environment reported."""
 
-    step: int = 0
+    step: int
+    """Env steps taken so far, this one included."""
+    observation: np.ndarray
+    action: np.ndarray | int
+    reward: float
+    next_observation: np.ndarray
+    terminated: bool
+    truncated: bool
+    info: dict[str, Any]
+    """The environment's step info, as it returned it."""
+    cost: float | None
+    """info["cost"] (Safety-Gymnasium's convention once wrapped), None when the environment reports none."""
+
+
+@dataclass
+class _OnlineCounters:
+    """The online loop's own bookkeeping between steps: the `loop` part of its resume state (JSON-able)."""
+
     updates: int = 0
     episode_return: float = 0.0
     episode_length: int = 0
     episode_returns: list[list[float]] = field(default_factory=list)
-    eval_history: list[list[float]] = field(default_factory=list)
+    """[env step at the episode's end, return] of every finished episode."""
     window_returns: list[float] = field(default_factory=list)
-    window_sums: dict[str, float] = field(default_factory=dict)
-    window_counts: dict[str, int] = field(default_factory=dict)
+    """Returns of the episodes finished since the last metrics row."""
+    eval_history: list[list[float]] = field(default_factory=list)
+    """[env step, mean evaluation return] of every evaluation."""
     train_time_s: float = 0.0
+    """Seconds spent acting, stepping, storing and updating (no evaluation, no checkpoints)."""
     update_time_s: float = 0.0
-    earlier_wall_s: float = 0.0
-    next_checkpoint: int = 0
-    rng_state: dict[str, Any] = field(default_factory=dict)
-    env_rng_state: dict[str, Any] = field(default_factory=dict)
+    """Seconds spent sampling minibatches and updating."""
 
-    def finish_episode(self) -> None:
-        self.episode_returns.append([self.step, self.episode_return])
+    def add_reward(self, reward: float) -> None:
+        self.episode_return += reward
+        self.episode_length += 1
+
+    def finish_episode(self, step: int) -> None:
+        self.episode_returns.append([step, self.episode_return])
         self.window_returns.append(self.episode_return)
         self.episode_return, self.episode_length = 0.0, 0
 
-    def add_metrics(self, metrics: dict[str, float]) -> None:
-        for name, value in metrics.items():
-            self.window_sums[name] = self.window_sums.get(name, 0.0) + value
-            self.window_counts[name] = self.window_counts.get(name, 0) + 1
 
-
-class _OnlineLoop:
-    """State and steps of one `train_online` call."""
+class _OnlineTraining:
+    """One `train_online` call: the env step with its updates, and what the loop does between steps."""
 
     def __init__(self, agent: AgentBase, config: OnlineTrainConfig, run: RunDirectory | None,
-                 callback: Callback | None, callback_every: int) -> None:
-        self.agent, self.config, self.run, self.callback = agent, config, run, callback
-        self.callback_every = callback_every
+                 callback: Callback | None, callback_every: int,
+                 on_env_step: Callable[[EnvStep], Any] | None) -> None:
+        self.agent, self.config, self.run = agent, config, run
+        self.callback, self.callback_every, self.on_env_step = callback, callback_every, on_env_step
         self.env = make(config.env_id, seed=config.seed)
         self.spec = SpaceSpec.from_env(self.env)
         _check_agent_fits(agent, self.spec, config.env_id)
@@ -220,33 +253,45 @@ class _OnlineLoop:
                                    self.spec.discrete)
         self.batch_size = int(config.batch_size or getattr(agent.config, "batch_size", 256))
         self.utd_ratio = int(config.utd_ratio or getattr(agent.config, "utd_ratio", 1))
-        self.rng = np.random.default_rng(derive_seed(config.seed, "online-trainer"))
+        self.rng = np.random.default_rng(derive_seed(config.seed, "online-trainer"))  # random actions, minibatches
         self.eval_seed = derive_seed(config.seed, "eval") % 2**31
-        self.state = _LoopState(next_checkpoint=config.checkpoint_every)
         self.metric_names = tuple(getattr(agent, "metric_names", ()))
-        self.last_eval: EvalResult | None = None
+        self.step = 0
+        self.counters = _OnlineCounters()
+        self.window = MetricWindow()
+        self.clock = WallClock()
+        self.last_eval: EvalSummary | None = None
+        self.last_eval_result: EvalResult | None = None  # this session's, with the returns of every episode
+        self.last_checkpoint = 0
         self.observation: np.ndarray | None = None
+        self.episode_done = False
         self.resumed_from: int | None = None
 
-    # --- one env step ---------------------------------------------------------------------------------
-    def env_step(self) -> bool:
-        """Act, step, store; returns whether the episode ended."""
-        if self.observation is None:
-            self.observation, _ = self.env.reset(seed=self.config.seed) if self.state.step == 0 else self.env.reset()
-        if self.state.step < self.config.learning_starts:
-            action = self._random_action()
-        else:
-            action = self.agent.act(self.observation, deterministic=False)
-        next_observation, reward, terminated, truncated, _ = self.env.step(action)
-        self.replay.add(self.observation, action, float(reward), next_observation, terminated, truncated)
-        self.state.step += 1
-        self.state.episode_return += float(reward)
-        self.state.episode_length += 1
+    # --- one step: act, step the environment, store, update -------------------------------------------
+    def _take_step(self, step: int) -> None:
+        start = time.perf_counter()
+        self._env_step(step)
+        self._train(step)
+        self.counters.train_time_s += time.perf_counter() - start
+
+    def _env_step(self, step: int) -> None:
+        if self.observation is None:  # reset lazily: a checkpoint between episodes then resumes exactly
+            self.observation, _ = self.env.reset(seed=self.config.seed) if step == 1 else self.env.reset()
+        action = self._random_action() if step <= self.config.learning_starts else \
+            self.agent.act(self.observation, deterministic=False)
+        next_observation, reward, terminated, truncated, info = self.env.step(action)
+        cost = None if info.get("cost") is None else float(info["cost"])
+        self.replay.add(self.observation, action, float(reward), next_observation, terminated, truncated, cost)
+        self.step = step
+        self.counters.add_reward(float(reward))
+        if self.on_env_step is not None:
+            self.on_env_step(EnvStep(step, self.observation, action, float(reward), next_observation,
+                                     bool(terminated), bool(truncated), info, cost))
         self.observation = next_observation
-        if terminated or truncated:
-            self.state.finish_episode()
-            self.observation = None  # reset lazily: a checkpoint in between then resumes exactly
-        return terminated or truncated
+        self.episode_done = bool(terminated or truncated)
+        if self.episode_done:
+            self.counters.finish_episode(step)
+            self.observation = None
 
     def _random_action(self) -> np.ndarray | int:
         if self.spec.discrete:
@@ -254,135 +299,143 @@ class _OnlineLoop:
         low, high = np.asarray(self.spec.action_low), np.asarray(self.spec.action_high)
         return self.rng.uniform(low, high).astype(np.float32)
 
-    def train(self) -> None:
+    def _train(self, step: int) -> None:
         """`utd_ratio` updates once the random-action phase is over."""
-        if self.state.step <= self.config.learning_starts:
+        if step <= self.config.learning_starts:
             return
         start = time.perf_counter()
         for _ in range(self.utd_ratio):
             batch = self.replay.sample(self.batch_size, self.rng)
             if self.agent.device.type != "cpu":
                 batch = batch.to(self.agent.device)
-            self.state.add_metrics(self.agent.update(batch))
-        self.state.updates += self.utd_ratio
-        self.state.update_time_s += time.perf_counter() - start
+            self.window.add(self.agent.update(batch))
+        self.counters.updates += self.utd_ratio
+        self.counters.update_time_s += time.perf_counter() - start
 
-    # --- bookkeeping between steps ----------------------------------------------------------------------
-    def after_step(self, episode_done: bool) -> None:
-        step, config = self.state.step, self.config
-        evaluated = config.eval_every > 0 and step % config.eval_every == 0
-        if evaluated:
-            self._evaluate()
-        if self.run is not None and (evaluated or step % config.log_every == 0):
-            self._log(evaluated)
-        if self.callback is not None and step % self.callback_every == 0:
-            self.callback(step, self.agent, self.replay)
-        if episode_done and self.run is not None and config.checkpoint_every and step >= self.state.next_checkpoint:
-            self._save_checkpoint()
-            self.state.next_checkpoint = (step // config.checkpoint_every + 1) * config.checkpoint_every
+    # --- between steps ------------------------------------------------------------------------------------
+    def _loop(self) -> Loop:
+        config, run, callback = self.config, self.run, self.callback
+        calls = None if callback is None else \
+            Periodic(Cadence(self.callback_every), lambda step: callback(step, self.agent, self.replay))
+        checkpoints = run is not None and config.checkpoint_every > 0
+        return Loop(self._take_step, config.total_steps,
+                    evaluate=Periodic(Cadence(config.eval_every), self._evaluate),
+                    log=Periodic(Cadence(config.log_every), self._log) if run is not None else None,
+                    callback=calls,
+                    checkpoint=Periodic(self._checkpoint_due, self._save_checkpoint) if checkpoints else None)
 
-    def _evaluate(self) -> None:
-        self.last_eval = evaluate(self.agent, self.config.env_id, episodes=self.config.eval_episodes,
-                                  seed=self.eval_seed)
-        self.state.eval_history.append([self.state.step, self.last_eval.mean_return])
+    def _evaluate(self, step: int) -> None:
+        self.last_eval_result = evaluate(self.agent, self.config.env_id, episodes=self.config.eval_episodes,
+                                         seed=self.eval_seed)
+        self.last_eval = EvalSummary.of(step, self.last_eval_result)
+        self.counters.eval_history.append([step, self.last_eval.mean_return])
 
-    def _log(self, evaluated: bool) -> None:
-        state = self.state
-        row = {name: math.nan for name in self.metric_names}
-        row.update({name: state.window_sums[name] / state.window_counts[name] for name in state.window_sums})
-        row["episode_return"] = float(np.mean(state.window_returns)) if state.window_returns else math.nan
-        row["eval_return"] = self.last_eval.mean_return if evaluated and self.last_eval else math.nan
-        row["updates"] = state.updates
-        row["env_steps_per_s"] = state.step / state.train_time_s if state.train_time_s > 0 else math.nan
+    def _log(self, step: int) -> None:
+        counters = self.counters
+        row = {name: math.nan for name in self.metric_names}  # the first row fixes the columns, so name them all
+        row.update(self.window.averages())
+        row["episode_return"] = float(np.mean(counters.window_returns)) if counters.window_returns else math.nan
+        evaluated = evaluated_at(step, self.last_eval)
+        row["eval_return"] = math.nan if evaluated is None else evaluated.mean_return
+        row["updates"] = counters.updates
+        row["env_steps_per_s"] = step / counters.train_time_s if counters.train_time_s > 0 else math.nan
         assert self.run is not None
-        self.run.log_metrics(state.step, row)
-        state.window_returns, state.window_sums, state.window_counts = [], {}, {}
+        self.run.log_metrics(step, row)
+        self.window.clear()
+        counters.window_returns = []
 
-    # --- checkpoints --------------------------------------------------------------------------------------
-    def _save_checkpoint(self) -> None:
+    def _status(self) -> str:
+        """The progress bar's text: the last training episode's return and the latest evaluation."""
+        returns = self.counters.episode_returns
+        parts = [f"return {returns[-1][1]:.1f}" if returns else "", self.last_eval.status() if self.last_eval else ""]
+        return "  ".join(part for part in parts if part)
+
+    # --- checkpoints ----------------------------------------------------------------------------------------
+    def _checkpoint_due(self, step: int) -> bool:
+        """At the first episode end at or after each multiple of `checkpoint_every`."""
+        return self.episode_done and Cadence(self.config.checkpoint_every).passed_since(self.last_checkpoint, step)
+
+    def _save_checkpoint(self, step: int) -> None:
         assert self.run is not None
-        step = self.state.step
-        trainer = {**asdict(self.state), "earlier_wall_s": self.wall_time_s(),
-                   "rng_state": self.rng.bit_generator.state,
-                   "env_rng_state": self.env.unwrapped.np_random.bit_generator.state}
         replay_path = self.run.checkpoints / f"replay_{step}.npz"
         self.replay.save(replay_path)  # before the agent checkpoint, which is what marks the step as resumable
-        metadata = {"step": step, "env_id": self.config.env_id, "trainer": trainer}
-        save_agent(self.run.checkpoint_path(f"step_{step}"), self.agent, metadata, run_state=_torch_rng_state())
+        random = {"trainer": self.rng.bit_generator.state,
+                  "env": self.env.unwrapped.np_random.bit_generator.state, **torch_random_states()}
+        state = ResumeState(kind="online", step=step, elapsed_s=self.clock.elapsed_s(),
+                            metric_window=self.window.state(),
+                            last_eval=None if self.last_eval is None else asdict(self.last_eval),
+                            random=random, loop=asdict(self.counters))
+        state.write(self.run.checkpoint_path(f"step_{step}"), self.agent, {"step": step, "env_id": self.config.env_id})
         for older in self.run.checkpoints.glob("replay_*.npz"):
             if older != replay_path:
                 older.unlink()
+        self.last_checkpoint = step
 
     def restore(self) -> None:
         """Continue from the run's latest step checkpoint (from the start when none was written)."""
         assert self.run is not None
         latest = self.run.latest_checkpoint("step_")
         if latest is not None:
-            state, metadata = load_checkpoint(latest, device=str(self.agent.device))
-            if not isinstance(metadata.get("trainer"), dict):
-                raise TrajlabError(f"{latest}: not an online-training checkpoint (no trainer state to resume)")
-            try:
-                self.agent.load_state_dict(state)
-            except (RuntimeError, KeyError) as error:
-                raise TrajlabError(f"{latest}: does not fit this agent ({str(error).splitlines()[0]})") from None
-            self.state = _LoopState(**metadata["trainer"])
-            self.replay.load(self.run.checkpoints / f"replay_{self.state.step}.npz")
-            self.rng.bit_generator.state = self.state.rng_state
-            self.env.unwrapped.np_random.bit_generator.state = self.state.env_rng_state
-            _set_torch_rng_state(state.get("run_state", {}))
-        self.resumed_from = self.state.step
-        self.run.truncate_metrics(self.state.step)
+            saved = ResumeState.read_into(self.agent, latest, kind="online", device=str(self.agent.device))
+            self.step = self.last_checkpoint = saved.step
+            self.counters = _OnlineCounters(**saved.loop)
+            self.window = MetricWindow.from_state(saved.metric_window)
+            self.last_eval = None if saved.last_eval is None else EvalSummary(**saved.last_eval)
+            self.clock.earlier_s = saved.elapsed_s
+            self.replay.load(self.run.checkpoints / f"replay_{saved.step}.npz")
+            self.rng.bit_generator.state = saved.random["trainer"]
+            self.env.unwrapped.np_random.bit_generator.state = saved.random["env"]
+            restore_torch_random_states(saved.random)
+        self.resumed_from = self.step
+        self.run.truncate_metrics(self.step)
 
-    def wall_time_s(self) -> float:
-        return self.state.earlier_wall_s + (time.perf_counter() - self.session_start)
-
-    def loop(self, progress: bool) -> OnlineTrainResult:
+    # --- the whole run ----------------------------------------------------------------------------------------
+    def train(self, progress: bool) -> OnlineTrainResult:
         """Run to `total_steps`."""
-        self.session_start = time.perf_counter()
-        with _progress_bar(progress, self.config, self.state.step) as advance:
-            while self.state.step < self.config.total_steps:
-                start = time.perf_counter()
-                episode_done = self.env_step()
-                self.train()
-                self.state.train_time_s += time.perf_counter() - start
-                self.after_step(episode_done)
-                advance(self.state)
+        self.clock.start_session()
+        with update_bar(f"{self.config.algo} {self.config.env_id}", self.config.total_steps, completed=self.step,
+                        enabled=progress, unit="steps", status=self._status) as show:
+            self._loop().run(self.step, show)
         return self.result()
 
     def result(self) -> OnlineTrainResult:
-        state = self.state
+        counters = self.counters
         return OnlineTrainResult(
-            agent=self.agent, replay=self.replay, eval_history=[(int(s), float(r)) for s, r in state.eval_history],
-            wall_time_s=self.wall_time_s(),
-            env_steps_per_s=state.step / state.train_time_s if state.train_time_s > 0 else 0.0,
-            updates_per_s=state.updates / state.update_time_s if state.update_time_s > 0 else 0.0,
-            steps=state.step, updates=state.updates,
-            episode_returns=[(int(s), float(r)) for s, r in state.episode_returns],
-            last_eval=self.last_eval if state.eval_history and state.eval_history[-1][0] == state.step else None,
+            agent=self.agent, replay=self.replay,
+            eval_history=[(int(s), float(r)) for s, r in counters.eval_history],
+            wall_time_s=self.clock.elapsed_s(),
+            env_steps_per_s=self.step / counters.train_time_s if counters.train_time_s > 0 else 0.0,
+            updates_per_s=counters.updates / counters.update_time_s if counters.update_time_s > 0 else 0.0,
+            steps=self.step, updates=counters.updates,
+            episode_returns=[(int(s), float(r)) for s, r in counters.episode_returns],
+            last_eval=self.last_eval_result if evaluated_at(self.step, self.last_eval) else None,
         )
 
 
 def train_online(agent: AgentBase, config: OnlineTrainConfig, *, run: RunDirectory | None = None,
                  callback: Callback | None = None, progress: bool = True, resume: bool = False,
-                 callback_every: int | None = None) -> OnlineTrainResult:
+                 callback_every: int | None = None,
+                 on_env_step: Callable[[EnvStep], Any] | None = None) -> OnlineTrainResult:
     """Train `agent` online in `config.env_id` for `config.total_steps` env steps.
 
     With `run`, metrics go to its metrics.csv/TensorBoard and checkpoints to its checkpoints/ folder; `resume`
     restores the latest checkpoint there (agent, replay buffer, step counter, random states; metric rows after
     it are dropped). `callback(step, agent, replay)` is called after every env step that is a multiple of
     `callback_every` (default: `config.callback_every`), after that step's updates and evaluation.
+    `on_env_step(env_step)` is called after every env step, before its updates, with all the environment
+    returned (`EnvStep`: reward, cost, terminated, truncated, info).
     """
     check_config(config)
     if resume and run is None:
         raise TrajlabError("resume needs the run directory of the interrupted run")
     set_threads(config.num_threads)
-    loop = _OnlineLoop(agent, config, run, callback, callback_every or config.callback_every)
+    training = _OnlineTraining(agent, config, run, callback, callback_every or config.callback_every, on_env_step)
     try:
         if resume:
-            loop.restore()
-        return loop.loop(progress)
+            training.restore()
+        return training.train(progress)
     finally:
-        loop.env.close()
+        training.env.close()
         if run is not None:
             run.close()
 
@@ -392,45 +445,6 @@ def _check_agent_fits(agent: AgentBase, spec: SpaceSpec, env_id: str) -> None:
     need = (spec.observation_dim, spec.action_dim, spec.discrete)
     if have != need:
         raise TrajlabError(f"agent built for (obs_dim, act_dim, discrete)={have}, but {env_id} has {need}")
-
-
-def _torch_rng_state() -> dict[str, torch.Tensor]:
-    state = {"torch_rng": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda_rng"] = torch.cuda.get_rng_state()
-    return state
-
-
-def _set_torch_rng_state(state: dict[str, torch.Tensor]) -> None:
-    if "torch_rng" in state:
-        torch.set_rng_state(state["torch_rng"].cpu())
-    if "cuda_rng" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state(state["cuda_rng"].cpu())
-
-
-@contextlib.contextmanager
-def _progress_bar(enabled: bool, config: OnlineTrainConfig, start: int) -> Iterator[Callable[[_LoopState], None]]:
-    """Yield advance(state): a Rich bar on stderr (steps/s, last episode return), or a no-op."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    console = Console(stderr=True)
-    if not (enabled and console.is_terminal):
-        yield lambda state: None
-        return
-    columns = (TextColumn(f"{config.algo} {config.env_id}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[speed]} steps/s  return {task.fields[last_return]}"), TimeRemainingColumn())
-    every = max(1, min(100, config.total_steps // 200))
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("train", total=config.total_steps, completed=start, speed="-", last_return="-")
-
-        def advance(state: _LoopState) -> None:
-            if state.step % every == 0:
-                speed = f"{state.step / state.train_time_s:,.0f}" if state.train_time_s > 0 else "-"
-                last = f"{state.episode_returns[-1][1]:.1f}" if state.episode_returns else "-"
-                progress.update(task, completed=state.step, speed=speed, last_return=last)
-
-        yield advance
 
 
 # --- trajlab train-online --------------------------------------------------------------------------------------
@@ -483,6 +497,6 @@ def _check_same_run(run_dir: RunDirectory, stored: dict[str, Any]) -> None:
         if saved.get("train", {}).get(name) != stored["train"][name]:
             raise TrajlabError(f"{run_dir.path}: cannot resume with a different {name} "
                                f"(run has {saved.get('train', {}).get(name)!r}, given {stored['train'][name]!r})")
-    if saved.get("agent") != stored["agent"]:
+    if split_runtime_options(saved.get("agent") or {})[0] != stored["agent"]:  # older runs stored compile/bf16 there
         raise TrajlabError(f"{run_dir.path}: cannot resume with different agent options "
                            f"(run has {saved.get('agent')!r})")

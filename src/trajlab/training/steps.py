@@ -1,5 +1,8 @@
 """Plain training steps shared by every method that trains an existing agent further (unlearning's fine-tuning,
-auditors' shadow agents, influence's retraining): copies, batch sizes, seeded samplers, counted updates."""
+auditors' shadow agents, influence's retraining): copies, batch sizes, seeded samplers, counted updates.
+
+`train_steps` is the training `Loop` with nothing scheduled (no metrics rows, evaluations or checkpoints), so it
+costs no more than the updates themselves: methods call it for thousands of updates in tight loops."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from typing import Any
 from trajlab.core.errors import TrajlabError
 from trajlab.core.seeding import derive_seed
 from trajlab.data.dataset import TransitionDataset
+from trajlab.training.loop import Loop
 
 
 def copy_agent(agent: Any) -> Any:
@@ -59,10 +63,12 @@ def counting_updates(listener: Callable[[], None]) -> Iterator[None]:
 
 def train_steps(agent: Any, sampler: Any, steps: int, batch_size: int) -> dict[str, float]:
     """`steps` ordinary updates on batches from `sampler`; the last update's metrics."""
-    metrics: dict[str, float] = {}
+    last: dict[str, float] = {}
+
+    def update(step: int) -> None:
+        nonlocal last
+        last = agent.update(sampler.sample(batch_size))
+
     listener = _UPDATE_LISTENER.get()
-    for _ in range(steps):
-        metrics = agent.update(sampler.sample(batch_size))
-        if listener is not None:
-            listener()
-    return metrics
+    Loop(update, steps).run(show=None if listener is None else lambda step: listener())
+    return last

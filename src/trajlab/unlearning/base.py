@@ -3,7 +3,9 @@
 A method is a function `unlearn(agent, dataset, forget_episode_ids, config) -> agent` plus its config class. It
 never modifies the agent it is given (it trains a copy, or a new agent), and it reuses the agent's own
 `update()`: forgetting changes what the agent is trained on (which transitions, which rewards) and how much a
-loss term counts (`scaled_losses`), never the algorithm's code.
+loss term counts (`scaled_losses`), never the algorithm's code. Before it trains, a method checks the agent for
+the capabilities (`trajlab.core.protocols`) it needs beyond `Agent`, so an agent without one gets a one-line
+error naming it.
 """
 
 from __future__ import annotations

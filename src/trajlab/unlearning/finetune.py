@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from trajlab.core.protocols import Agent, require
 from trajlab.data.dataset import TransitionDataset
 from trajlab.training.steps import batch_size_of, check_steps, copy_agent, sampler_for, train_steps
 from trajlab.unlearning.base import register_method, split_request, validate_request
@@ -32,6 +33,7 @@ def unlearn(agent: Any, dataset: TransitionDataset, forget_episode_ids: Iterable
             config: FinetuneConfig = FinetuneConfig()) -> Any:
     """A copy of `agent` trained `config.steps` more updates on `dataset` without the forget set."""
     forget_ids = validate_request(agent, dataset, forget_episode_ids)
+    require(agent, Agent, needed_by="fine-tuning")
     check_steps(steps=config.steps)
     remaining, _ = split_request(dataset, forget_ids)
     unlearned = copy_agent(agent)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from trajlab.core.protocols import Agent, require
 from trajlab.core.seeding import derive_seed
 from trajlab.data.dataset import TransitionDataset
 from trajlab.training.steps import batch_size_of, check_steps, copy_agent, sampler_for, train_steps
@@ -49,6 +50,7 @@ def unlearn(agent: Any, dataset: TransitionDataset, forget_episode_ids: Iterable
             config: RandomRewardConfig = RandomRewardConfig()) -> Any:
     """A copy of `agent` trained on D_r plus the forget set with random rewards."""
     forget_ids = validate_request(agent, dataset, forget_episode_ids)
+    require(agent, Agent, needed_by="random-reward unlearning")
     check_steps(steps=config.steps)
     remaining, forget = split_request(dataset, forget_ids)
     training_data = remaining.concat(relabelled_forget_set(dataset, forget, config.seed))

@@ -4,6 +4,8 @@ The result is, by construction, an agent that never saw the forget set: the refe
 method is measured against, at the full cost of training. It is built and trained exactly as `trajlab train`
 does (same constructor, data statistics from D_r, sampler seeded by `derive_seed(seed, "sampler")`, the same
 number of updates), so retraining equals running `trajlab train` on `dataset.without(ids)` with the same seed.
+That asks of the agent, beyond `Agent`: Rebuildable and Preparable, and Counted when `steps` is not given
+(`required_capabilities`); its `device` (OnDevice) is used where it has one.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from trajlab.core.errors import TrajlabError
+from trajlab.algos.base import RuntimeOptions
+from trajlab.core.protocols import Agent, Counted, Preparable, Rebuildable, device_of, require
 from trajlab.core.spec import SpaceSpec
 from trajlab.data.dataset import TransitionDataset
 from trajlab.training.offline import prepare_training
@@ -31,11 +34,17 @@ class RetrainConfig:
 
 
 def train_from_scratch(agent_class: type, spec: SpaceSpec, agent_config: Any, dataset: TransitionDataset, *,
-                       steps: int, seed: int, device: str = "cpu") -> Any:
+                       steps: int, seed: int, device: str = "cpu", runtime: RuntimeOptions = RuntimeOptions()) -> Any:
     """A new agent trained on `dataset` the way `trajlab train` trains one, without a run directory."""
-    agent, sampler = prepare_training(agent_class, agent_config, dataset, seed=seed, device=device, spec=spec)
+    agent, sampler = prepare_training(agent_class, agent_config, dataset, seed=seed, device=device, spec=spec,
+                                      runtime=runtime)
     train_steps(agent, sampler, steps, int(agent_config.batch_size))
     return agent
+
+
+def required_capabilities(config: RetrainConfig) -> tuple[type, ...]:
+    """What retraining needs of an agent with these settings."""
+    return (Agent, Rebuildable, Preparable, *((Counted,) if config.steps is None else ()))
 
 
 @register_method("retrain", RetrainConfig, exact=True)
@@ -43,13 +52,10 @@ def unlearn(agent: Any, dataset: TransitionDataset, forget_episode_ids: Iterable
             config: RetrainConfig = RetrainConfig()) -> Any:
     """A new agent of the same algorithm and config, trained from scratch without the forget set."""
     forget_ids = validate_request(agent, dataset, forget_episode_ids)
-    for needed in ("spec", "config", "num_updates", "prepare"):
-        if not hasattr(agent, needed):
-            raise TrajlabError(f"retraining needs a trajlab agent (rebuilt from its class, spec and config); "
-                               f"{type(agent).__name__} has no {needed}")
+    require(agent, *required_capabilities(config), needed_by="retraining")
     steps = int(agent.num_updates if config.steps is None else config.steps)
     check_steps(steps=steps)
-    seed = int(getattr(agent, "seed", 0) if config.seed is None else config.seed)
+    seed = int(agent.seed if config.seed is None else config.seed)
     remaining, _ = split_request(dataset, forget_ids)
     return train_from_scratch(type(agent), agent.spec, agent.config, remaining, steps=steps, seed=seed,
-                              device=str(getattr(agent, "device", "cpu")))
+                              device=str(device_of(agent)), runtime=getattr(agent, "runtime", RuntimeOptions()))

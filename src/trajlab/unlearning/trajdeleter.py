@@ -1,9 +1,11 @@
 """TrajDeleter (Gong et al., NDSS 2025): make an offline agent forget trajectories in a fraction of retraining.
 
 Phase 1, forgetting: blocks of ordinary updates on the remaining data D_r alternate with blocks of updates on
-the forget set D_u whose rewards are negated, where the actor's loss counts `balance` (lambda) times. The
+the forget set D_u whose rewards are negated, where the policy's loss counts `balance` (lambda) times. The
 negated rewards drive the agent's values on the forget states down; the D_r blocks hold them in place
-everywhere else.
+everywhere else. The policy's loss is the agent's `actor` term; an agent without one (discrete CQL, discrete
+BCQ) acts greedily in its Q-values, so its policy learns through its TD term `td`, and lambda scales that
+(see `balanced_term`).
 
 Phase 2, convergence training: updates on D_r in which the critic's TD target is pulled towards the frozen
 original agent's target with weight w. The paper adds w * (Q - y_original)^2 to the critic loss; that sum has
@@ -11,6 +13,8 @@ the same minimiser as one squared error against (y + w * y_original) / (1 + w), 
 critic loss sees here (its gradient is 1 + w times smaller, a constant factor that Adam normalises away).
 
 Both phases run the agent's own `update()`; only the data, the rewards, a loss scale and the TD target change.
+What that asks of the agent beyond `Agent` is `required_capabilities(config)`: LossScalable for phase 1 when
+it has a D_u block, TDTargetProvider for phase 2 when it has steps.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from torch import Tensor
 
 from trajlab.algos.base import scaled_losses
 from trajlab.core.errors import TrajlabError
-from trajlab.core.protocols import Batch
+from trajlab.core.protocols import Agent, Batch, LossScalable, TDTargetProvider, loss_term_names, require
 from trajlab.data.dataset import TransitionDataset
 from trajlab.training.steps import batch_size_of, check_steps, copy_agent, sampler_for, train_steps
 from trajlab.unlearning.base import register_method, split_request, validate_request
@@ -41,7 +45,8 @@ class TrajDeleterConfig:
     block_length: int = 1_000
     """Updates per block in phase 1; blocks alternate D_r, D_u, D_r, ..."""
     balance: float = 1.0
-    """lambda: weight of the actor's loss on the forget set's (negated-reward) batches."""
+    """lambda: weight of the policy's loss on the forget set's (negated-reward) batches: the `actor` term, or
+    for an agent without one (discrete CQL, discrete BCQ: greedy in Q) its TD term `td`."""
     reference_weight: float = 0.1
     """w: pull of the frozen original agent's TD target on the critic in phase 2 (0: plain training)."""
     batch_size: int | None = None
@@ -58,8 +63,7 @@ def blended_td_target(agent: Any, reference: Any, weight: float) -> Iterator[Any
     agent's preprocessing (observation normaliser, reward scale), which a copy of the original agent does.
     """
     for who in (agent, reference):
-        if not callable(getattr(who, "td_target", None)):
-            raise TrajlabError(f"{type(who).__name__} has no td_target(batch); TrajDeleter's phase 2 needs one")
+        require(who, TDTargetProvider, needed_by="TrajDeleter's convergence phase")
     own_target = agent.td_target
     had_instance_attribute = "td_target" in vars(agent)
 
@@ -89,7 +93,7 @@ def forgetting_phase(agent: Any, remaining: Any, forget: Any, config: TrajDelete
         if block % 2 == 0:
             train_steps(agent, remaining, steps, batch_size)
         else:
-            with scaled_losses(agent, actor=config.balance):
+            with scaled_losses(agent, **{balanced_term(agent): config.balance}):
                 train_steps(agent, forget, steps, batch_size)
         done, block = done + steps, block + 1
 
@@ -117,6 +121,29 @@ def unlearn(agent: Any, dataset: TransitionDataset, forget_episode_ids: Iterable
     return unlearned
 
 
+BALANCED_TERMS = ("actor", "td")
+"""The loss terms lambda may scale, in order of preference: the policy's own loss, else the TD loss of an agent
+whose policy is greedy in its Q-values (its only way to move the policy)."""
+
+
+def balanced_term(agent: Any) -> str:
+    """The loss term lambda scales on the forget set's batches: the first of BALANCED_TERMS the agent has."""
+    terms = loss_term_names(agent)
+    for name in BALANCED_TERMS:
+        if name in terms:
+            return name
+    raise TrajlabError(f"TrajDeleter weights the policy's loss on the forget set by balance (lambda), but "
+                       f"{type(agent).__name__} has neither an actor nor a td loss term (its terms: "
+                       f"{', '.join(terms) or 'none'})")
+
+
+def required_capabilities(config: TrajDeleterConfig) -> tuple[type, ...]:
+    """What TrajDeleter needs of an agent with these settings."""
+    has_forget_block = config.forget_steps > config.block_length
+    return (Agent, *((LossScalable,) if has_forget_block else ()),
+            *((TDTargetProvider,) if config.convergence_steps else ()))
+
+
 def check_config(agent: Any, config: TrajDeleterConfig) -> None:
     """Settings and agent fit TrajDeleter (raises TrajlabError before any training)."""
     check_steps(forget_steps=config.forget_steps, convergence_steps=config.convergence_steps)
@@ -124,8 +151,7 @@ def check_config(agent: Any, config: TrajDeleterConfig) -> None:
         raise TrajlabError(f"block_length must be positive, got {config.block_length}")
     if config.balance < 0 or config.reference_weight < 0:
         raise TrajlabError("balance and reference_weight must be non-negative")
-    if not hasattr(agent, "loss_scales"):
-        raise TrajlabError(f"{type(agent).__name__} does not reduce its losses through AgentBase.reduce; "
-                           "TrajDeleter needs it to weight the actor's loss")
-    if config.convergence_steps and not callable(getattr(agent, "td_target", None)):
-        raise TrajlabError(f"{type(agent).__name__} has no td_target(batch); TrajDeleter's phase 2 needs one")
+    needed = required_capabilities(config)
+    require(agent, *needed, needed_by="TrajDeleter")
+    if LossScalable in needed:
+        balanced_term(agent)  # an agent with no term lambda could scale fails now, not after a D_r block

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from trajlab.algos.base import AGENTS
+from trajlab.algos.base import AGENTS, RuntimeOptions
 from trajlab.algos.offline.base import OfflineAgent
 from trajlab.core.errors import TrajlabError
 from trajlab.core.protocols import Batch, LossOutput
 from trajlab.core.spec import SpaceSpec
 from trajlab.nn.ensemble import EnsembleCritic
 from trajlab.nn.policies import GaussianPolicy
-from trajlab.nn.training import PolyakAverager, adam, autocast, frozen_copy, step
+from trajlab.nn.training import PolyakAverager, adam, frozen_copy, step
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,6 @@ class AWACConfig:
     """Upper clip of the policy's log std."""
     normalize_observations: bool = False
     """Standardise observations with the dataset's statistics (the paper does not)."""
-    compile: bool = False
-    """Run the loss functions through torch.compile (first updates compile for 10-20 s)."""
-    bf16: bool = False
-    """bfloat16 autocast of the matmuls in updates: faster on CPUs with AVX512-BF16/AMX and on GPUs, but network
-    outputs keep only ~3 significant digits (off by default; the papers train in float32)."""
 
 
 @dataclass
@@ -72,10 +67,16 @@ class AWACLosses(LossOutput):
     """Advantage-weighted negative log-likelihood of the dataset action [B]."""
 
 
-def awac_weights(advantages: Tensor, lam: float) -> Tensor:
-    """B * softmax(A / lambda) over the batch: positive weights that average to 1, without gradient."""
+def awac_weights(advantages: Tensor, lam: float, sample_weights: Tensor | None = None) -> Tensor:
+    """B * softmax(A / lambda) over the batch: positive weights that average to 1, without gradient.
+
+    With per-sample weights w the softmax and the count are taken over the weighted batch (w_j exp(A_j / lambda),
+    sum w), so a sample of weight 0 changes no other sample's weight: as if it were not in the batch."""
     advantages = advantages.detach()
-    return torch.softmax(advantages / lam, dim=0) * advantages.shape[0]
+    if sample_weights is None:
+        return torch.softmax(advantages / lam, dim=0) * advantages.shape[0]
+    log_normaliser = torch.logsumexp(advantages / lam + sample_weights.log(), dim=0)
+    return torch.exp(advantages / lam - log_normaliser) * sample_weights.sum()
 
 
 @AGENTS.register("awac")
@@ -85,10 +86,11 @@ class AWAC(OfflineAgent):
     name = "awac"
     config_class = AWACConfig
 
-    def __init__(self, spec: SpaceSpec, config: AWACConfig = AWACConfig(), *, device: str = "cpu", seed: int = 0):
+    def __init__(self, spec: SpaceSpec, config: AWACConfig = AWACConfig(), *, device: str = "cpu", seed: int = 0,
+                 runtime: RuntimeOptions = RuntimeOptions()):
         if spec.discrete:
             raise TrajlabError("awac needs continuous actions; these actions are discrete")
-        super().__init__(spec, config, device=device, seed=seed)
+        super().__init__(spec, config, device=device, seed=seed, runtime=runtime)
         obs_dim, act_dim = spec.observation_dim, spec.action_dim
         self.actor = GaussianPolicy(obs_dim, act_dim, config.actor_hidden,
                                     log_std_min=config.log_std_min, log_std_max=config.log_std_max).to(self.device)
@@ -100,9 +102,8 @@ class AWAC(OfflineAgent):
             "critic": adam(self.critic.parameters(), config.critic_lr),
         }
         self._averager = PolyakAverager(self.critic, self.critic_target)
-        maybe_compile = torch.compile if config.compile else (lambda fn: fn)
-        self._critic_loss = maybe_compile(self._critic_loss_eager)
-        self._actor_loss = maybe_compile(self._actor_loss_eager)
+        self._critic_loss = self.compiled(self._critic_loss_eager)
+        self._actor_loss = self.compiled(self._actor_loss_eager)
 
     # --- losses -------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -127,17 +128,17 @@ class AWAC(OfflineAgent):
         return q[:size] - q[size:].view(size, samples).mean(1)
 
     def _actor_loss_eager(self, batch: Batch) -> Tensor:
-        weights = awac_weights(self._advantages(batch), self.config.lam)
+        weights = awac_weights(self._advantages(batch), self.config.lam, batch.weights)
         return -weights * self.actor.log_prob(batch.observations, batch.actions)
 
     def compute_losses(self, batch: Batch) -> AWACLosses:
-        with autocast(self.device, self.config.bf16):
+        with self.autocast():
             batch = self.preprocess(batch)
             return AWACLosses(critic=self._critic_loss(batch), actor=self._actor_loss(batch))
 
     # --- training -----------------------------------------------------------------------------------
     def update(self, batch: Batch) -> dict[str, float]:
-        with autocast(self.device, self.config.bf16):
+        with self.autocast():
             prepared = self.preprocess(batch)
             critic_loss = self.reduce("critic", self._critic_loss(prepared), batch)
             step(self.optimizers["critic"], critic_loss)

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from trajlab.algos.base import AgentBase
+from trajlab.algos.base import AgentBase, RuntimeOptions
+from trajlab.core.errors import TrajlabError
 from trajlab.core.protocols import Batch
 from trajlab.core.spec import SpaceSpec
 from trajlab.nn.normalizer import Normalizer
@@ -25,8 +26,9 @@ class OfflineAgent(AgentBase):
     normalize_observations: bool = True
     """Subclasses (or configs via `__init__`) turn observation normalisation off where their paper does."""
 
-    def __init__(self, spec: SpaceSpec, config: Any, *, device: str = "cpu", seed: int = 0) -> None:
-        super().__init__(spec, config, device=device, seed=seed)
+    def __init__(self, spec: SpaceSpec, config: Any, *, device: str = "cpu", seed: int = 0,
+                 runtime: RuntimeOptions = RuntimeOptions()) -> None:
+        super().__init__(spec, config, device=device, seed=seed, runtime=runtime)
         self.normalize_observations = bool(getattr(config, "normalize_observations", self.normalize_observations))
         self.reward_scale = 1.0
         self.reward_shift = 0.0
@@ -95,3 +97,12 @@ def returns_range_scale(dataset: Any, target: float = 1000.0) -> float:
     returns = np.asarray(dataset.episode_returns())
     spread = float(returns.max() - returns.min()) if len(returns) else 0.0
     return target / spread if spread > 0 else 1.0
+
+
+def check_action_space(name: str, spec: SpaceSpec, *, discrete: bool, other: str) -> None:
+    """Refuse actions of the other kind: `name` serves discrete actions if `discrete`, else continuous ones;
+    `other` is the algorithm to use for continuous actions instead."""
+    if spec.discrete and not discrete:
+        raise TrajlabError(f"{name} needs continuous actions; these actions are discrete")
+    if discrete and not spec.discrete:
+        raise TrajlabError(f"{name} needs discrete actions; use {other} for continuous ones")

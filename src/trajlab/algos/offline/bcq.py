@@ -17,14 +17,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from trajlab.algos.base import AGENTS
+from trajlab.algos.base import AGENTS, RuntimeOptions
 from trajlab.algos.offline.base import OfflineAgent
 from trajlab.core.errors import TrajlabError
 from trajlab.core.protocols import Batch, LossOutput
 from trajlab.core.spec import SpaceSpec
 from trajlab.nn.ensemble import EnsembleCritic
 from trajlab.nn.qlearning import best_of_candidates, evaluation_generator, soft_clipped_double_q, state_chunks
-from trajlab.nn.training import PolyakAverager, adam, autocast, frozen_copy, step
+from trajlab.nn.training import PolyakAverager, adam, frozen_copy, step
 from trajlab.nn.vae import ConditionalVAE, PerturbationActor
 
 
@@ -65,11 +65,6 @@ class BCQConfig:
     """Prior latent samples are clamped to [-latent_clip, latent_clip] before decoding."""
     normalize_observations: bool = False
     """Standardise observations with the dataset's mean and std (BCQ's paper does not)."""
-    compile: bool = False
-    """Run the loss functions through torch.compile (first updates compile for 10-20 s)."""
-    bf16: bool = False
-    """bfloat16 autocast of the matmuls in updates: faster on CPUs with AVX512-BF16/AMX and on GPUs, but network
-    outputs keep only ~3 significant digits (off by default; the paper trains in float32)."""
 
 
 @dataclass
@@ -89,10 +84,11 @@ class BCQ(OfflineAgent):
     name = "bcq"
     config_class = BCQConfig
 
-    def __init__(self, spec: SpaceSpec, config: BCQConfig = BCQConfig(), *, device: str = "cpu", seed: int = 0):
+    def __init__(self, spec: SpaceSpec, config: BCQConfig = BCQConfig(), *, device: str = "cpu", seed: int = 0,
+                 runtime: RuntimeOptions = RuntimeOptions()):
         if spec.discrete:
             raise TrajlabError("bcq needs continuous actions; use discrete_bcq for a discrete action set")
-        super().__init__(spec, config, device=device, seed=seed)
+        super().__init__(spec, config, device=device, seed=seed, runtime=runtime)
         obs_dim, act_dim = spec.observation_dim, spec.action_dim
         self.vae = ConditionalVAE(obs_dim, act_dim, config.vae_hidden, latent_clip=config.latent_clip)
         self.actor = PerturbationActor(obs_dim, act_dim, config.actor_hidden, config.phi)
@@ -107,10 +103,9 @@ class BCQ(OfflineAgent):
         self._actor_params = list(self.actor.parameters())
         self._averagers = [PolyakAverager(self.actor, self.actor_target),
                            PolyakAverager(self.critic, self.critic_target)]
-        maybe_compile = torch.compile if config.compile else (lambda fn: fn)
-        self._vae_loss = maybe_compile(self._vae_loss_eager)
-        self._critic_loss = maybe_compile(self._critic_loss_eager)
-        self._actor_loss = maybe_compile(self._actor_loss_eager)
+        self._vae_loss = self.compiled(self._vae_loss_eager)
+        self._critic_loss = self.compiled(self._critic_loss_eager)
+        self._actor_loss = self.compiled(self._actor_loss_eager)
 
     # --- losses -------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -143,7 +138,7 @@ class BCQ(OfflineAgent):
         return -self.critic(batch.observations, perturbed, members=slice(0, 1))[0]  # Q_1 alone, as in the paper
 
     def compute_losses(self, batch: Batch) -> BCQLosses:
-        with autocast(self.device, self.config.bf16):
+        with self.autocast():
             batch = self.preprocess(batch)
             return BCQLosses(vae=self._vae_loss(batch), critic=self._critic_loss(batch),
                              actor=self._actor_loss(batch))
@@ -151,7 +146,7 @@ class BCQ(OfflineAgent):
     # --- training -----------------------------------------------------------------------------------------
     def update(self, batch: Batch) -> dict[str, float]:
         """VAE, then critics (their target decodes with the new VAE), then actor (on the new critic)."""
-        with autocast(self.device, self.config.bf16):
+        with self.autocast():
             prepared = self.preprocess(batch)
             vae_loss = self.reduce("vae", self._vae_loss(prepared), batch)
             step(self.optimizers["vae"], vae_loss)

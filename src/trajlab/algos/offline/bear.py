@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from trajlab.algos.base import AGENTS
+from trajlab.algos.base import AGENTS, RuntimeOptions
 from trajlab.algos.offline.base import OfflineAgent
 from trajlab.core.errors import TrajlabError
 from trajlab.core.protocols import Batch, LossOutput
@@ -27,7 +27,7 @@ from trajlab.core.spec import SpaceSpec
 from trajlab.nn.ensemble import EnsembleCritic
 from trajlab.nn.policies import TanhGaussianPolicy
 from trajlab.nn.qlearning import best_of_candidates, evaluation_generator, soft_clipped_double_q, state_chunks
-from trajlab.nn.training import LogScalar, PolyakAverager, adam, autocast, frozen_copy, step
+from trajlab.nn.training import LogScalar, PolyakAverager, adam, frozen_copy, step
 from trajlab.nn.vae import ConditionalVAE
 
 LOG_ALPHA_BOUNDS = (-5.0, 10.0)
@@ -109,11 +109,6 @@ class BEARConfig:
     """Updates during which the actor only minimises the MMD to the behaviour model."""
     normalize_observations: bool = False
     """Standardise observations with the dataset's mean and std (BEAR's paper does not)."""
-    compile: bool = False
-    """Run the loss functions through torch.compile (first updates compile for 10-20 s)."""
-    bf16: bool = False
-    """bfloat16 autocast of the matmuls in updates: faster on CPUs with AVX512-BF16/AMX and on GPUs, but network
-    outputs keep only ~3 significant digits (off by default; the paper trains in float32)."""
 
     def __post_init__(self) -> None:
         if self.mmd_kernel not in KERNELS:
@@ -139,10 +134,11 @@ class BEAR(OfflineAgent):
     name = "bear"
     config_class = BEARConfig
 
-    def __init__(self, spec: SpaceSpec, config: BEARConfig = BEARConfig(), *, device: str = "cpu", seed: int = 0):
+    def __init__(self, spec: SpaceSpec, config: BEARConfig = BEARConfig(), *, device: str = "cpu", seed: int = 0,
+                 runtime: RuntimeOptions = RuntimeOptions()):
         if spec.discrete:
             raise TrajlabError("bear needs continuous actions; use discrete_cql or discrete_bcq for discrete ones")
-        super().__init__(spec, config, device=device, seed=seed)
+        super().__init__(spec, config, device=device, seed=seed, runtime=runtime)
         obs_dim, act_dim = spec.observation_dim, spec.action_dim
         self.vae = ConditionalVAE(obs_dim, act_dim, config.vae_hidden)
         self.actor = TanhGaussianPolicy(obs_dim, act_dim, config.actor_hidden)
@@ -161,10 +157,9 @@ class BEAR(OfflineAgent):
         self._policy_params = [*self.actor.parameters(), *(self.alpha.parameters() if config.auto_alpha else ())]
         self._policy_optimizers = [self.optimizers[name] for name in ("actor", "alpha") if name in self.optimizers]
         self._averager = PolyakAverager(self.critic, self.critic_target)
-        maybe_compile = torch.compile if config.compile else (lambda fn: fn)
-        self._vae_loss = maybe_compile(self._vae_loss_eager)
-        self._critic_loss = maybe_compile(self._critic_loss_eager)
-        self._actor_terms = maybe_compile(self._actor_terms_eager)
+        self._vae_loss = self.compiled(self._vae_loss_eager)
+        self._critic_loss = self.compiled(self._critic_loss_eager)
+        self._actor_terms = self.compiled(self._actor_terms_eager)
 
     # --- losses -------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -220,7 +215,7 @@ class BEAR(OfflineAgent):
         return actor, -alpha * constraint.detach()
 
     def compute_losses(self, batch: Batch) -> BEARLosses:
-        with autocast(self.device, self.config.bf16):
+        with self.autocast():
             batch = self.preprocess(batch)
             actor, alpha = self._actor_terms(batch, self.num_updates >= self.config.warmup_steps)
             return BEARLosses(vae=self._vae_loss(batch), critic=self._critic_loss(batch), actor=actor, alpha=alpha)
@@ -228,7 +223,7 @@ class BEAR(OfflineAgent):
     # --- training -----------------------------------------------------------------------------------------
     def update(self, batch: Batch) -> dict[str, float]:
         """VAE, then critics, then actor and alpha (the MMD uses the new VAE, the Q term the new critics)."""
-        with autocast(self.device, self.config.bf16):
+        with self.autocast():
             prepared = self.preprocess(batch)
             vae_loss = self.reduce("vae", self._vae_loss(prepared), batch)
             step(self.optimizers["vae"], vae_loss)

@@ -18,14 +18,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from trajlab.algos.base import AGENTS
+from trajlab.algos.base import AGENTS, RuntimeOptions
 from trajlab.algos.offline.base import OfflineAgent
 from trajlab.core.errors import TrajlabError
 from trajlab.core.protocols import Batch, LossOutput
 from trajlab.core.spec import SpaceSpec
 from trajlab.nn.ensemble import EnsembleCritic
 from trajlab.nn.policies import TanhGaussianPolicy
-from trajlab.nn.training import LogScalar, PolyakAverager, adam, autocast, frozen_copy, step
+from trajlab.nn.training import LogScalar, PolyakAverager, adam, frozen_copy, step
 
 
 @dataclass(frozen=True)
@@ -68,11 +68,6 @@ class CQLConfig:
     """Subtract alpha log pi(a'|s') in the TD target (the paper's MuJoCo runs do not)."""
     normalize_observations: bool = False
     """Standardise observations with the dataset's statistics (the paper does not)."""
-    compile: bool = False
-    """Run the loss functions through torch.compile (first updates compile for 10-20 s)."""
-    bf16: bool = False
-    """bfloat16 autocast of the matmuls in updates: faster on CPUs with AVX512-BF16/AMX and on GPUs, but network
-    outputs keep only ~3 significant digits (off by default; the papers train in float32)."""
 
 
 @dataclass
@@ -106,10 +101,11 @@ class CQL(OfflineAgent):
     name = "cql"
     config_class = CQLConfig
 
-    def __init__(self, spec: SpaceSpec, config: CQLConfig = CQLConfig(), *, device: str = "cpu", seed: int = 0):
+    def __init__(self, spec: SpaceSpec, config: CQLConfig = CQLConfig(), *, device: str = "cpu", seed: int = 0,
+                 runtime: RuntimeOptions = RuntimeOptions()):
         if spec.discrete:
             raise TrajlabError("cql needs continuous actions; these actions are discrete")
-        super().__init__(spec, config, device=device, seed=seed)
+        super().__init__(spec, config, device=device, seed=seed, runtime=runtime)
         obs_dim, act_dim = spec.observation_dim, spec.action_dim
         self.actor = TanhGaussianPolicy(obs_dim, act_dim, config.actor_hidden).to(self.device)
         self.critic = EnsembleCritic(config.num_critics, obs_dim, act_dim, config.critic_hidden).to(self.device)
@@ -129,9 +125,8 @@ class CQL(OfflineAgent):
         self._actor_params = list(self.actor.parameters())
         self._actor_and_temperature = [*self._actor_params, self.temperature.log_value]
         self._averager = PolyakAverager(self.critic, self.critic_target)
-        maybe_compile = torch.compile if config.compile else (lambda fn: fn)
-        self._critic_terms = maybe_compile(self._critic_terms_eager)
-        self._actor_terms = maybe_compile(self._actor_terms_eager)
+        self._critic_terms = self.compiled(self._critic_terms_eager)
+        self._actor_terms = self.compiled(self._actor_terms_eager)
 
     # --- losses -------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -182,7 +177,7 @@ class CQL(OfflineAgent):
         return multiplier.detach() * weight * gap.sum(0), lagrange
 
     def compute_losses(self, batch: Batch) -> CQLLosses:
-        with autocast(self.device, self.config.bf16):
+        with self.autocast():
             batch = self.preprocess(batch)
             td_error, gap = self._critic_terms(batch)
             conservative, lagrange = self._penalty_terms(gap)
@@ -192,7 +187,7 @@ class CQL(OfflineAgent):
 
     # --- training -----------------------------------------------------------------------------------
     def update(self, batch: Batch) -> dict[str, float]:
-        with autocast(self.device, self.config.bf16):
+        with self.autocast():
             prepared = self.preprocess(batch)
             td_error, gap = self._critic_terms(prepared)
             conservative, lagrange = self._penalty_terms(gap)

@@ -19,14 +19,14 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from trajlab.algos.base import AGENTS
+from trajlab.algos.base import AGENTS, RuntimeOptions
 from trajlab.algos.offline.base import OfflineAgent
 from trajlab.core.errors import TrajlabError
 from trajlab.core.protocols import Batch, LossOutput
 from trajlab.core.spec import SpaceSpec
 from trajlab.nn.mlp import mlp
 from trajlab.nn.qlearning import action_values, epsilon_greedy
-from trajlab.nn.training import PolyakAverager, adam, autocast, frozen_copy, step
+from trajlab.nn.training import PolyakAverager, adam, frozen_copy, step
 
 
 @dataclass(frozen=True)
@@ -51,11 +51,6 @@ class DiscreteBCQConfig:
     """Probability of a uniformly random action when acting with deterministic=False (the authors' eval epsilon)."""
     normalize_observations: bool = False
     """Standardise observations with the dataset's mean and std (the paper does not)."""
-    compile: bool = False
-    """Run the loss functions through torch.compile (first updates compile for 10-20 s)."""
-    bf16: bool = False
-    """bfloat16 autocast of the matmuls in updates: faster on CPUs with AVX512-BF16/AMX and on GPUs, but network
-    outputs keep only ~3 significant digits (off by default; the papers train in float32)."""
 
 
 @dataclass
@@ -92,10 +87,10 @@ class DiscreteBCQ(OfflineAgent):
     config_class = DiscreteBCQConfig
 
     def __init__(self, spec: SpaceSpec, config: DiscreteBCQConfig = DiscreteBCQConfig(), *, device: str = "cpu",
-                 seed: int = 0):
+                 seed: int = 0, runtime: RuntimeOptions = RuntimeOptions()):
         if not spec.discrete:
             raise TrajlabError("discrete_bcq needs discrete actions; use bcq for continuous ones")
-        super().__init__(spec, config, device=device, seed=seed)
+        super().__init__(spec, config, device=device, seed=seed, runtime=runtime)
         self.q_network = mlp(spec.observation_dim, spec.action_dim, config.hidden).to(self.device)
         self.imitation = mlp(spec.observation_dim, spec.action_dim, config.hidden).to(self.device)
         self.q_target = frozen_copy(self.q_network)
@@ -103,8 +98,7 @@ class DiscreteBCQ(OfflineAgent):
         parameters = [*self.q_network.parameters(), *self.imitation.parameters()]
         self.optimizers = {"q": adam(parameters, config.lr)}
         self._averager = PolyakAverager(self.q_network, self.q_target)
-        maybe_compile = torch.compile if config.compile else (lambda fn: fn)
-        self._losses = maybe_compile(self._losses_eager)
+        self._losses = self.compiled(self._losses_eager)
 
     # --- losses -------------------------------------------------------------------------------------
     def _greedy_allowed(self, observations: Tensor) -> Tensor:
@@ -124,13 +118,13 @@ class DiscreteBCQ(OfflineAgent):
         return td, imitation_loss(self.imitation(batch.observations), batch.actions, self.config.logit_penalty)
 
     def compute_losses(self, batch: Batch) -> DiscreteBCQLosses:
-        with autocast(self.device, self.config.bf16):
+        with self.autocast():
             td, imitation = self._losses(self.preprocess(batch))
             return DiscreteBCQLosses(td=td, imitation=imitation)
 
     # --- training -----------------------------------------------------------------------------------
     def update(self, batch: Batch) -> dict[str, float]:
-        with autocast(self.device, self.config.bf16):
+        with self.autocast():
             td, imitation = self._losses(self.preprocess(batch))
             td_loss, bc_loss = self.reduce("td", td, batch), self.reduce("imitation", imitation, batch)
             step(self.optimizers["q"], td_loss + bc_loss)

@@ -16,14 +16,14 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from trajlab.algos.base import AGENTS
+from trajlab.algos.base import AGENTS, RuntimeOptions
 from trajlab.algos.offline.base import OfflineAgent
 from trajlab.core.errors import TrajlabError
 from trajlab.core.protocols import Batch, LossOutput
 from trajlab.core.spec import SpaceSpec
 from trajlab.nn.mlp import mlp
 from trajlab.nn.qlearning import action_values, epsilon_greedy
-from trajlab.nn.training import PolyakAverager, adam, autocast, frozen_copy, step
+from trajlab.nn.training import PolyakAverager, adam, frozen_copy, step
 
 
 @dataclass(frozen=True)
@@ -48,11 +48,6 @@ class DiscreteCQLConfig:
     """Probability of a uniformly random action when acting with deterministic=False."""
     normalize_observations: bool = False
     """Standardise observations with the dataset's mean and std (the paper does not)."""
-    compile: bool = False
-    """Run the loss function through torch.compile (first updates compile for 10-20 s)."""
-    bf16: bool = False
-    """bfloat16 autocast of the matmuls in updates: faster on CPUs with AVX512-BF16/AMX and on GPUs, but network
-    outputs keep only ~3 significant digits (off by default; the papers train in float32)."""
 
 
 @dataclass
@@ -76,16 +71,16 @@ class DiscreteCQL(OfflineAgent):
     config_class = DiscreteCQLConfig
 
     def __init__(self, spec: SpaceSpec, config: DiscreteCQLConfig = DiscreteCQLConfig(), *, device: str = "cpu",
-                 seed: int = 0):
+                 seed: int = 0, runtime: RuntimeOptions = RuntimeOptions()):
         if not spec.discrete:
             raise TrajlabError("discrete_cql needs discrete actions; use cql for continuous ones")
-        super().__init__(spec, config, device=device, seed=seed)
+        super().__init__(spec, config, device=device, seed=seed, runtime=runtime)
         self.q_network = mlp(spec.observation_dim, spec.action_dim, config.hidden).to(self.device)
         self.q_target = frozen_copy(self.q_network)
         self.networks = {"q": self.q_network, "q_target": self.q_target}
         self.optimizers = {"q": adam(self.q_network.parameters(), config.lr)}
         self._averager = PolyakAverager(self.q_network, self.q_target)
-        self._losses = torch.compile(self._losses_eager) if config.compile else self._losses_eager
+        self._losses = self.compiled(self._losses_eager)
 
     # --- losses -------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -102,13 +97,13 @@ class DiscreteCQL(OfflineAgent):
         return td, self.config.alpha * conservative_penalty(q_values, batch.actions)
 
     def compute_losses(self, batch: Batch) -> DiscreteCQLLosses:
-        with autocast(self.device, self.config.bf16):
+        with self.autocast():
             td, conservative = self._losses(self.preprocess(batch))
             return DiscreteCQLLosses(td=td, conservative=conservative)
 
     # --- training -----------------------------------------------------------------------------------
     def update(self, batch: Batch) -> dict[str, float]:
-        with autocast(self.device, self.config.bf16):
+        with self.autocast():
             td, conservative = self._losses(self.preprocess(batch))
             td_loss, conservative_loss = self.reduce("td", td, batch), self.reduce("conservative", conservative, batch)
             step(self.optimizers["q"], td_loss + conservative_loss)

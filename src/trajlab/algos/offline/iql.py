@@ -7,6 +7,10 @@
 As in the paper's code, one update steps the value function first and the actor and critic then use the new
 V; the actor's learning rate follows a cosine decay; locomotion rewards are scaled by
 1000 / (max episode return - min episode return) of the dataset (stored in the checkpoint).
+
+`discrete_iql` is the same algorithm for discrete actions: a categorical policy pi = softmax(f(s)) and critics
+that output Q(s, ·) for every action, of which Q is only ever read at dataset actions; by default its actor's
+learning rate is constant and its rewards are not scaled.
 """
 
 from __future__ import annotations
@@ -18,15 +22,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from trajlab.algos.base import AGENTS
-from trajlab.algos.offline.base import OfflineAgent, returns_range_scale
-from trajlab.core.errors import TrajlabError
+from trajlab.algos.base import AGENTS, RuntimeOptions
+from trajlab.algos.offline.base import OfflineAgent, check_action_space, returns_range_scale
 from trajlab.core.protocols import Batch, LossOutput
 from trajlab.core.spec import SpaceSpec
-from trajlab.nn.ensemble import EnsembleCritic
+from trajlab.nn.ensemble import DiscreteEnsembleCritic, EnsembleCritic
 from trajlab.nn.mlp import mlp
-from trajlab.nn.policies import GaussianPolicy
-from trajlab.nn.training import PolyakAverager, adam, autocast, frozen_copy, step
+from trajlab.nn.policies import CategoricalPolicy, GaussianPolicy
+from trajlab.nn.training import PolyakAverager, adam, frozen_copy, step
 
 
 @dataclass(frozen=True)
@@ -63,11 +66,16 @@ class IQLConfig:
     """Scale rewards by 1000 / (max - min episode return) of the dataset (the paper's locomotion setting)."""
     normalize_observations: bool = False
     """Standardise observations with the dataset's statistics (the paper does not)."""
-    compile: bool = False
-    """Run the loss functions through torch.compile (first updates compile for 10-20 s)."""
-    bf16: bool = False
-    """bfloat16 autocast of the matmuls in updates: faster on CPUs with AVX512-BF16/AMX and on GPUs, but network
-    outputs keep only ~3 significant digits (off by default; the papers train in float32)."""
+
+
+@dataclass(frozen=True)
+class DiscreteIQLConfig(IQLConfig):
+    """Discrete IQL settings: IQL's, with a constant actor learning rate and unscaled rewards."""
+
+    actor_lr_decay_steps: int = 0
+    """Cosine decay of the actor learning rate to 0 over this many updates (0: constant rate)."""
+    scale_rewards: bool = False
+    """Scale rewards by 1000 / (max - min episode return) of the dataset (IQL's locomotion setting)."""
 
 
 @dataclass
@@ -105,14 +113,21 @@ class IQL(OfflineAgent):
 
     name = "iql"
     config_class = IQLConfig
+    discrete = False
+    """Action space served: a Gaussian policy and Q(s, a) critics, or (discrete_iql) categorical and Q(s, ·)."""
 
-    def __init__(self, spec: SpaceSpec, config: IQLConfig = IQLConfig(), *, device: str = "cpu", seed: int = 0):
-        if spec.discrete:
-            raise TrajlabError("iql needs continuous actions; these actions are discrete")
-        super().__init__(spec, config, device=device, seed=seed)
-        obs_dim, act_dim = spec.observation_dim, spec.action_dim
-        self.actor = GaussianPolicy(obs_dim, act_dim, config.actor_hidden, log_std_min=-5.0, log_std_max=2.0)
-        self.critic = EnsembleCritic(config.num_critics, obs_dim, act_dim, config.critic_hidden)
+    def __init__(self, spec: SpaceSpec, config: IQLConfig | None = None, *, device: str = "cpu", seed: int = 0,
+                 runtime: RuntimeOptions = RuntimeOptions()):
+        config = config or self.config_class()
+        check_action_space(self.name, spec, discrete=self.discrete, other="iql")
+        super().__init__(spec, config, device=device, seed=seed, runtime=runtime)
+        obs_dim, act_dim = spec.observation_dim, spec.action_dim  # act_dim: the number of actions if discrete
+        if self.discrete:
+            self.actor = CategoricalPolicy(obs_dim, act_dim, config.actor_hidden)
+            self.critic = DiscreteEnsembleCritic(config.num_critics, obs_dim, act_dim, config.critic_hidden)
+        else:
+            self.actor = GaussianPolicy(obs_dim, act_dim, config.actor_hidden, log_std_min=-5.0, log_std_max=2.0)
+            self.critic = EnsembleCritic(config.num_critics, obs_dim, act_dim, config.critic_hidden)
         self.value = mlp(obs_dim, 1, config.critic_hidden)
         self.actor, self.critic, self.value = (m.to(self.device) for m in (self.actor, self.critic, self.value))
         self.critic_target = frozen_copy(self.critic)
@@ -122,10 +137,9 @@ class IQL(OfflineAgent):
                            "critic": adam(self.critic.parameters(), config.critic_lr),
                            "value": adam(self.value.parameters(), config.value_lr)}
         self._averager = PolyakAverager(self.critic, self.critic_target)
-        maybe_compile = torch.compile if config.compile else (lambda fn: fn)
-        self._value_loss = maybe_compile(self._value_loss_eager)
-        self._critic_loss = maybe_compile(self._critic_loss_eager)
-        self._actor_loss = maybe_compile(self._actor_loss_eager)
+        self._value_loss = self.compiled(self._value_loss_eager)
+        self._critic_loss = self.compiled(self._critic_loss_eager)
+        self._actor_loss = self.compiled(self._actor_loss_eager)
 
     def reward_transform(self, dataset: Any) -> tuple[float, float]:
         return (returns_range_scale(dataset), 0.0) if self.config.scale_rewards else (1.0, 0.0)
@@ -154,7 +168,7 @@ class IQL(OfflineAgent):
         return -weights * self.actor.log_prob(batch.observations, batch.actions)
 
     def compute_losses(self, batch: Batch) -> IQLLosses:
-        with autocast(self.device, self.config.bf16):
+        with self.autocast():
             batch = self.preprocess(batch)
             target_q = self._target_q(batch)
             return IQLLosses(value=self._value_loss(batch, target_q),
@@ -163,7 +177,7 @@ class IQL(OfflineAgent):
 
     # --- training -----------------------------------------------------------------------------------
     def update(self, batch: Batch) -> dict[str, float]:
-        with autocast(self.device, self.config.bf16):
+        with self.autocast():
             prepared = self.preprocess(batch)
             target_q = self._target_q(prepared)
             value_loss = self.reduce("value", self._value_loss(prepared, target_q), batch)
@@ -174,10 +188,10 @@ class IQL(OfflineAgent):
             step(self.optimizers["actor"], actor_loss)
             critic_loss = self.reduce("critic", self._critic_loss(prepared, self.td_target(prepared)), batch)
             step(self.optimizers["critic"], critic_loss)
-            self._averager.update(self.config.tau)
-            self.num_updates += 1
-            metrics = torch.stack([value_loss.detach(), actor_loss.detach(), critic_loss.detach()]).tolist()
-            return dict(zip(("value_loss", "actor_loss", "critic_loss"), metrics))
+        self._averager.update(self.config.tau)
+        self.num_updates += 1
+        metrics = torch.stack([value_loss.detach(), actor_loss.detach(), critic_loss.detach()]).tolist()
+        return dict(zip(("value_loss", "actor_loss", "critic_loss"), metrics))
 
     def _set_actor_lr(self) -> None:
         if self.config.actor_lr_decay_steps > 0:
@@ -187,9 +201,18 @@ class IQL(OfflineAgent):
 
     @torch.no_grad()
     def q_value(self, observations: Tensor, actions: Tensor) -> Tensor:
-        """min_i Q_i(s, a) [B] for raw observations and env-unit actions (TrajAuditor's value estimates)."""
+        """min_i Q_i(s, a) [B] for raw observations and env-unit actions or action indices (TrajAuditor's value
+        estimates)."""
         return self.critic(*self.network_inputs(observations, actions)).min(0).values
 
     def actor_action(self, observations: Tensor, deterministic: bool) -> Tensor:
-        action, _ = self.actor(observations, deterministic)
-        return action
+        return self.actor.act(observations, deterministic)
+
+
+@AGENTS.register("discrete_iql")
+class DiscreteIQL(IQL):
+    """IQL for discrete actions: a categorical policy and critics with one output per action."""
+
+    name = "discrete_iql"
+    config_class = DiscreteIQLConfig
+    discrete = True

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from trajlab.algos.base import AGENTS
+from trajlab.algos.base import AGENTS, RuntimeOptions
 from trajlab.algos.offline.base import OfflineAgent
 from trajlab.core.errors import TrajlabError
 from trajlab.core.protocols import Batch, LossOutput
@@ -28,7 +28,7 @@ from trajlab.core.spec import SpaceSpec
 from trajlab.nn.ensemble import EnsembleCritic
 from trajlab.nn.mlp import mlp
 from trajlab.nn.qlearning import soft_clipped_double_q
-from trajlab.nn.training import PolyakAverager, adam, autocast, frozen_copy, step
+from trajlab.nn.training import PolyakAverager, adam, frozen_copy, step
 from trajlab.nn.vae import ConditionalVAE, PerturbationActor
 
 
@@ -92,11 +92,6 @@ class PLASConfig:
     """Updates that train only the VAE; afterwards the VAE is frozen and the actor and critics learn."""
     normalize_observations: bool = False
     """Standardise observations with the dataset's mean and std (PLAS's paper does not)."""
-    compile: bool = False
-    """Run the loss functions through torch.compile (first updates compile for 10-20 s)."""
-    bf16: bool = False
-    """bfloat16 autocast of the matmuls in updates: faster on CPUs with AVX512-BF16/AMX and on GPUs, but network
-    outputs keep only ~3 significant digits (off by default; the paper trains in float32)."""
 
 
 @dataclass
@@ -118,10 +113,11 @@ class PLAS(OfflineAgent):
     name = "plas"
     config_class = PLASConfig
 
-    def __init__(self, spec: SpaceSpec, config: PLASConfig = PLASConfig(), *, device: str = "cpu", seed: int = 0):
+    def __init__(self, spec: SpaceSpec, config: PLASConfig = PLASConfig(), *, device: str = "cpu", seed: int = 0,
+                 runtime: RuntimeOptions = RuntimeOptions()):
         if spec.discrete:
             raise TrajlabError("plas needs continuous actions; use discrete_bcq or discrete_cql for discrete ones")
-        super().__init__(spec, config, device=device, seed=seed)
+        super().__init__(spec, config, device=device, seed=seed, runtime=runtime)
         obs_dim, act_dim = spec.observation_dim, spec.action_dim
         self.vae = ConditionalVAE(obs_dim, act_dim, config.vae_hidden)
         self.actor = LatentPerturbationActor(obs_dim, act_dim, self.vae.latent_dim, config.actor_hidden,
@@ -137,10 +133,9 @@ class PLAS(OfflineAgent):
         self._actor_params = list(self.actor.parameters())
         self._averagers = [PolyakAverager(self.actor, self.actor_target),
                            PolyakAverager(self.critic, self.critic_target)]
-        maybe_compile = torch.compile if config.compile else (lambda fn: fn)
-        self._vae_loss = maybe_compile(self._vae_loss_eager)
-        self._critic_loss = maybe_compile(self._critic_loss_eager)
-        self._actor_loss = maybe_compile(self._actor_loss_eager)
+        self._vae_loss = self.compiled(self._vae_loss_eager)
+        self._critic_loss = self.compiled(self._critic_loss_eager)
+        self._actor_loss = self.compiled(self._actor_loss_eager)
 
     @property
     def pretraining(self) -> bool:
@@ -168,7 +163,7 @@ class PLAS(OfflineAgent):
         return -self.critic(batch.observations, actions, members=slice(0, 1))[0]  # Q_1 alone, as in the paper
 
     def compute_losses(self, batch: Batch) -> PLASLosses:
-        with autocast(self.device, self.config.bf16):
+        with self.autocast():
             batch = self.preprocess(batch)
             if self.pretraining:
                 return PLASLosses(vae=self._vae_loss(batch))
@@ -177,7 +172,7 @@ class PLAS(OfflineAgent):
     # --- training -----------------------------------------------------------------------------------------
     def update(self, batch: Batch) -> dict[str, float]:
         """While pretraining: the VAE alone. Then: critics, then the actor on the new critics (VAE frozen)."""
-        with autocast(self.device, self.config.bf16):
+        with self.autocast():
             prepared = self.preprocess(batch)
             if self.pretraining:
                 return self._pretrain_vae(prepared, batch)

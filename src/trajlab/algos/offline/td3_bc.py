@@ -14,14 +14,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from trajlab.algos.base import AGENTS
+from trajlab.algos.base import AGENTS, RuntimeOptions
 from trajlab.algos.offline.base import OfflineAgent
 from trajlab.core.errors import TrajlabError
 from trajlab.core.protocols import Batch, LossOutput
 from trajlab.core.spec import SpaceSpec
 from trajlab.nn.ensemble import EnsembleCritic
 from trajlab.nn.policies import DeterministicPolicy
-from trajlab.nn.training import PolyakAverager, adam, autocast, frozen_copy, step
+from trajlab.nn.training import PolyakAverager, adam, frozen_copy, step
 
 
 @dataclass(frozen=True)
@@ -54,11 +54,6 @@ class TD3BCConfig:
     """Weight of the Q term relative to behaviour cloning (lambda = alpha / mean |Q|)."""
     normalize_observations: bool = True
     """Standardise observations with the dataset's mean and std (stored in the checkpoint)."""
-    compile: bool = False
-    """Run the loss functions through torch.compile (first updates compile for 10-20 s)."""
-    bf16: bool = False
-    """bfloat16 autocast of the matmuls in updates: faster on CPUs with AVX512-BF16/AMX and on GPUs, but network
-    outputs keep only ~3 significant digits (off by default; the papers train in float32)."""
 
 
 @dataclass
@@ -69,14 +64,20 @@ class TD3BCLosses(LossOutput):
     """-lambda * Q_1(s, pi(s)) + behaviour-cloning squared error [B]."""
 
 
-def td3_bc_lambda(q_values: Tensor, alpha: float) -> Tensor:
-    """alpha / mean |Q|, without gradient: makes the Q term's scale independent of the reward scale."""
-    return alpha / q_values.abs().mean().detach()
+def td3_bc_lambda(q_values: Tensor, alpha: float, sample_weights: Tensor | None = None) -> Tensor:
+    """alpha / mean |Q|, without gradient: makes the Q term's scale independent of the reward scale. With
+    per-sample weights the mean is weighted, so a sample of weight 0 does not move lambda."""
+    magnitude = q_values.abs().detach()
+    if sample_weights is None:
+        return alpha / magnitude.mean()
+    return alpha / ((magnitude * sample_weights).sum() / sample_weights.sum())
 
 
-def td3_bc_actor_loss(q_values: Tensor, policy_actions: Tensor, data_actions: Tensor, alpha: float) -> Tensor:
+def td3_bc_actor_loss(q_values: Tensor, policy_actions: Tensor, data_actions: Tensor, alpha: float,
+                      sample_weights: Tensor | None = None) -> Tensor:
     """Per-sample TD3+BC actor loss: -lambda * Q + mean over action dims of (pi(s) - a)^2 -> [B]."""
-    return -td3_bc_lambda(q_values, alpha) * q_values + (policy_actions - data_actions).pow(2).mean(-1)
+    lam = td3_bc_lambda(q_values, alpha, sample_weights)
+    return -lam * q_values + (policy_actions - data_actions).pow(2).mean(-1)
 
 
 @AGENTS.register("td3_bc")
@@ -86,10 +87,11 @@ class TD3BC(OfflineAgent):
     name = "td3_bc"
     config_class = TD3BCConfig
 
-    def __init__(self, spec: SpaceSpec, config: TD3BCConfig = TD3BCConfig(), *, device: str = "cpu", seed: int = 0):
+    def __init__(self, spec: SpaceSpec, config: TD3BCConfig = TD3BCConfig(), *, device: str = "cpu", seed: int = 0,
+                 runtime: RuntimeOptions = RuntimeOptions()):
         if spec.discrete:
             raise TrajlabError("td3_bc needs continuous actions; these actions are discrete")
-        super().__init__(spec, config, device=device, seed=seed)
+        super().__init__(spec, config, device=device, seed=seed, runtime=runtime)
         obs_dim, act_dim = spec.observation_dim, spec.action_dim
         self.actor = DeterministicPolicy(obs_dim, act_dim, config.actor_hidden).to(self.device)
         self.critic = EnsembleCritic(config.num_critics, obs_dim, act_dim, config.critic_hidden).to(self.device)
@@ -101,9 +103,8 @@ class TD3BC(OfflineAgent):
         self._actor_params = list(self.actor.parameters())
         self._averagers = [PolyakAverager(self.actor, self.actor_target),
                            PolyakAverager(self.critic, self.critic_target)]
-        maybe_compile = torch.compile if config.compile else (lambda fn: fn)
-        self._critic_loss = maybe_compile(self._critic_loss_eager)
-        self._actor_loss = maybe_compile(self._actor_loss_eager)
+        self._critic_loss = self.compiled(self._critic_loss_eager)
+        self._actor_loss = self.compiled(self._actor_loss_eager)
 
     # --- losses -------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -122,16 +123,16 @@ class TD3BC(OfflineAgent):
     def _actor_loss_eager(self, batch: Batch) -> Tensor:
         policy_actions = self.actor(batch.observations)
         q_first = self.critic(batch.observations, policy_actions, members=slice(0, 1))[0]  # Q_2 is not needed
-        return td3_bc_actor_loss(q_first, policy_actions, batch.actions, self.config.alpha)
+        return td3_bc_actor_loss(q_first, policy_actions, batch.actions, self.config.alpha, batch.weights)
 
     def compute_losses(self, batch: Batch) -> TD3BCLosses:
-        with autocast(self.device, self.config.bf16):
+        with self.autocast():
             batch = self.preprocess(batch)
             return TD3BCLosses(critic=self._critic_loss(batch), actor=self._actor_loss(batch))
 
     # --- training -----------------------------------------------------------------------------------
     def update(self, batch: Batch) -> dict[str, float]:
-        with autocast(self.device, self.config.bf16):
+        with self.autocast():
             prepared = self.preprocess(batch)
             critic_loss = self.reduce("critic", self._critic_loss(prepared), batch)
             step(self.optimizers["critic"], critic_loss)

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 from torch.func import functional_call
 
-from trajlab.algos.base import AGENTS, AgentBase
+from trajlab.algos.base import AGENTS, AgentBase, RuntimeOptions
 from trajlab.core.protocols import Batch, LossOutput
 from trajlab.core.spec import SpaceSpec
 from trajlab.nn.ensemble import EnsembleCritic
@@ -63,9 +63,6 @@ class SACConfig:
     """Layer normalisation after each critic hidden layer (DroQ: True)."""
     reset_every: int = 0
     """Re-initialise every network, the temperature and the optimisers after this many updates (0: never)."""
-    compile: bool = False
-    """torch.compile the loss computations (first updates compile for 5-30 s). Pays off for small networks
-    (+11% updates/s at 64x64 on one CPU thread), not for 256x256, where matrix products dominate."""
 
 
 @dataclass
@@ -106,9 +103,10 @@ class SAC(AgentBase):
     metric_names = ("critic_loss", "actor_loss", "alpha_loss", "alpha", "q_mean")
     """What `update` reports (actor and alpha losses only on actor steps); the trainer's metrics.csv columns."""
 
-    def __init__(self, spec: SpaceSpec, config: SACConfig | None = None, *, device: str = "cpu", seed: int = 0):
+    def __init__(self, spec: SpaceSpec, config: SACConfig | None = None, *, device: str = "cpu", seed: int = 0,
+                 runtime: RuntimeOptions = RuntimeOptions()):
         config = config or SACConfig()
-        super().__init__(spec, config, device=device, seed=seed)
+        super().__init__(spec, config, device=device, seed=seed, runtime=runtime)
         self.target_entropy = -float(spec.action_dim) if config.target_entropy is None else config.target_entropy
         centre, half_range = spec.action_scale()
         self._action_centre = torch.as_tensor(centre, device=self.device)
@@ -122,9 +120,9 @@ class SAC(AgentBase):
             "actor": adam(self.actor.parameters(), config.actor_lr),
             "alpha": adam([self.log_alpha], config.alpha_lr),
         }
-        self._critic_step, self._full_step = self._critic_losses, self.compute_losses
-        if config.compile:
-            self._critic_step, self._full_step = torch.compile(self._critic_step), torch.compile(self._full_step)
+        # torch.compile (runtime.compile) pays off for small networks (+11% updates/s at 64x64 on one CPU thread),
+        # not for 256x256, where matrix products dominate
+        self._critic_step, self._full_step = self.compiled(self._critic_losses), self.compiled(self._all_losses)
 
     def _new_networks(self) -> dict[str, torch.nn.Module]:
         spec, config = self.spec, self.config
@@ -169,6 +167,10 @@ class SAC(AgentBase):
 
     def compute_losses(self, batch: Batch) -> SACLosses:
         """Critic, actor and temperature losses per sample, all at the current weights."""
+        with self.autocast():
+            return self._all_losses(batch)
+
+    def _all_losses(self, batch: Batch) -> SACLosses:
         critic, q = self._critic_losses(batch)
         actor, alpha, log_prob = self._actor_losses(batch)
         return SACLosses(critic=critic, actor=actor, alpha=alpha, info_q=q.detach(), info_log_prob=log_prob.detach())
@@ -177,15 +179,16 @@ class SAC(AgentBase):
     def update(self, batch: Batch) -> dict[str, float]:
         """One critic step; on actor steps (see `actor_every`) also one actor and one temperature step."""
         train_actor = self.num_updates % self._actor_period() == self._actor_period() - 1
-        if train_actor:
-            losses = self._full_step(batch)
-            critic_loss = self.reduce("critic", losses.critic, batch)
-            actor_loss = self.reduce("actor", losses.actor, batch)
-            alpha_loss = self.reduce("alpha", losses.alpha, batch) if self.config.tune_alpha else None
-            q = losses.info_q
-        else:
-            per_sample, q = self._critic_step(batch)
-            critic_loss, actor_loss, alpha_loss = self.reduce("critic", per_sample, batch), None, None
+        with self.autocast():
+            if train_actor:
+                losses = self._full_step(batch)
+                critic_loss = self.reduce("critic", losses.critic, batch)
+                actor_loss = self.reduce("actor", losses.actor, batch)
+                alpha_loss = self.reduce("alpha", losses.alpha, batch) if self.config.tune_alpha else None
+                q = losses.info_q
+            else:
+                per_sample, q = self._critic_step(batch)
+                critic_loss, actor_loss, alpha_loss = self.reduce("critic", per_sample, batch), None, None
         self._apply_gradients(critic_loss, actor_loss, alpha_loss)
         self.num_updates += 1
         if self.config.reset_every and self.num_updates % self.config.reset_every == 0:

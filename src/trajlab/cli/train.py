@@ -129,7 +129,7 @@ def train_online(
 
       trajlab train-online --algo sac --env Hopper-v5 --droq --steps 50000 --set reset_every=100000
 
-      trajlab train-online --algo sac --env Pendulum-v1 --steps 5000 --set hidden=[64,64] --json
+      trajlab train-online --algo sac --env Pendulum-v1 --steps 8000 --set hidden=[64,64] --json
     """
     from trajlab.commands.train import run_online
     from trajlab.training.online import load_online_config

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from trajlab.core.errors import TrajlabError
 
-ONLINE_PACKAGE = "trajlab.algos.online."
-"""Agents defined under this package learn by acting in an environment; every other registered agent is offline."""
-
 
 def offline_algorithms() -> list[str]:
     from trajlab.algos import AGENTS
@@ -27,6 +24,8 @@ def check_offline_algorithm(name: str) -> None:
 
 
 def _is_online(name: str) -> bool:
+    """Offline agents learn from a dataset through `OfflineAgent` (data statistics, batch preprocessing)."""
     from trajlab.algos import AGENTS
+    from trajlab.algos.offline.base import OfflineAgent
 
-    return AGENTS.get(name).__module__.startswith(ONLINE_PACKAGE)
+    return not issubclass(AGENTS.get(name), OfflineAgent)

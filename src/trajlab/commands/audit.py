@@ -22,6 +22,7 @@ from trajlab.commands.progress import counted_updates_bar, in_process_shadow_upd
 from trajlab.core.config import load_nested_preset, to_dict
 from trajlab.core.errors import TrajlabError
 from trajlab.core.io import sha256_file
+from trajlab.core.protocols import ValueEstimator, require, updates_of
 from trajlab.core.rundir import RunDirectory, agent_checkpoint
 from trajlab.core.seeding import set_threads
 from trajlab.data.dataset import TransitionDataset
@@ -82,8 +83,7 @@ def run(config: AuditRunConfig) -> dict[str, Any]:
     out = _output(config, checkpoint)
     check_audit_config(config.auditor)
     for who in (agent, original):
-        if not callable(getattr(who, "q_value", None)):
-            raise TrajlabError(f"{type(who).__name__} has no q_value(observations, actions); TrajAuditor needs one")
+        require(who, ValueEstimator, needed_by="TrajAuditor")
     run_dir = RunDirectory.create(out, config, command="audit", overwrite=config.overwrite)
     auditor_config = with_shadow_steps(config.auditor, _unlearning_updates(certificate, original))
     with counted_updates_bar("audit: shadow agents", in_process_shadow_updates(auditor_config),
@@ -130,7 +130,7 @@ def _unlearning_updates(certificate: dict[str, Any] | None, original: Any) -> in
         return certificate["unlearning_updates"]
     try:
         return method_updates(certificate["method"], certificate["method_config"],
-                              int(getattr(original, "num_updates", 0)))
+                              updates_of(original))
     except (KeyError, TypeError, ValueError):
         raise TrajlabError("the run's certificate.json lacks its method or method_config") from None
 

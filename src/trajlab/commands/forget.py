@@ -33,6 +33,7 @@ from trajlab.core.checkpoint import read_checkpoint_metadata
 from trajlab.core.config import load_nested_preset, to_dict
 from trajlab.core.errors import TrajlabError
 from trajlab.core.io import sha256_file, write_json_atomic
+from trajlab.core.protocols import ValueEstimator, require, updates_of
 from trajlab.core.rundir import RunDirectory, agent_checkpoint
 from trajlab.core.seeding import derive_seed, set_threads
 from trajlab.data.dataset import TransitionDataset
@@ -179,8 +180,7 @@ def _preflight(config: ForgetConfig, agent: Any, env_id: str | None) -> None:
         check_steps(steps=chosen.steps)
     if config.audit:
         check_audit_config(config.auditor)
-        if not callable(getattr(agent, "q_value", None)):
-            raise TrajlabError(f"--audit: {type(agent).__name__} has no q_value(observations, actions)")
+        require(agent, ValueEstimator, needed_by="--audit (TrajAuditor)")
     if config.evaluate:
         from trajlab.envs import env_info
 
@@ -252,7 +252,7 @@ def _save_unlearned(run_dir: RunDirectory, unlearned: Any, request: _Request, co
 
 
 def _method_updates(request: _Request, config: ForgetConfig) -> int | None:
-    return method_updates(config.method, to_dict(method_config(config)), int(getattr(request.agent, "num_updates", 0)))
+    return method_updates(config.method, to_dict(method_config(config)), updates_of(request.agent))
 
 
 def _audit(request: _Request, unlearned: Any, config: ForgetConfig) -> AuditResult:
@@ -287,7 +287,7 @@ def _evaluate(request: _Request, unlearned: Any, config: ForgetConfig, wall_time
     if config.method == "retrain":
         evaluation["retrained"], retrain_time, source = evaluation["unlearned"], wall_time, "this run"
     elif config.compare_retrain:
-        updates = method_updates("retrain", to_dict(config.retrain), int(getattr(request.agent, "num_updates", 0)))
+        updates = method_updates("retrain", to_dict(config.retrain), updates_of(request.agent))
         with counted_updates_bar("evaluate: retraining", updates, enabled=config.progress):
             started = time.perf_counter()
             retrained = METHODS.get("retrain").function(request.agent, request.dataset, request.forget_ids,
@@ -319,7 +319,7 @@ def _original_training_time(checkpoint: Path) -> tuple[float | None, str | None]
 
 def value_summary(original: Any, unlearned: Any, dataset: TransitionDataset, forget_ids: np.ndarray) -> dict | None:
     """Mean Q(s, pi(s)) on the forget set's and the remaining states, before and after (None without q_value)."""
-    if not (callable(getattr(original, "q_value", None)) and callable(getattr(unlearned, "q_value", None))):
+    if not (isinstance(original, ValueEstimator) and isinstance(unlearned, ValueEstimator)):
         return None
     forget_rows = np.isin(dataset.episode_ids, forget_ids)
     rows = {"forget": np.flatnonzero(forget_rows), "remaining": np.flatnonzero(~forget_rows)}
@@ -366,3 +366,4 @@ def quickstart_step(agent_run: str | Path, dataset_path: str | Path, out_dir: st
         agent=str(agent_run), dataset=str(dataset_path), out=str(out_dir), method="trajdeleter", fraction=0.01,
         seed=seed, audit=True, overwrite=overwrite)})
     return run(config)
+

@@ -25,6 +25,7 @@ from trajlab.commands.algorithms import check_offline_algorithm
 from trajlab.commands.progress import counted_updates_bar
 from trajlab.core.config import load_nested_preset, load_preset, to_dict
 from trajlab.core.errors import TrajlabError
+from trajlab.core.protocols import updates_of
 from trajlab.core.rundir import RunDirectory
 from trajlab.core.seeding import derive_seed, set_threads
 from trajlab.data.dataset import TransitionDataset
@@ -161,7 +162,7 @@ def _unlearn(config: PoisonRunConfig, method: str, agent: Any, poisoned: Transit
              scenario: _Scenario) -> dict[str, Any]:
     """Forget the poisoned episodes with `method`; its two returns and its wall time (unlearning only)."""
     chosen = _method_config(config, method)
-    updates = method_updates(method, to_dict(chosen), int(getattr(agent, "num_updates", 0)))
+    updates = method_updates(method, to_dict(chosen), updates_of(agent))
     with counted_updates_bar(f"poison: unlearning with {method}", updates, enabled=config.progress):
         started = time.perf_counter()
         unlearned = METHODS.get(method).function(agent, poisoned, ids, chosen)

@@ -248,3 +248,8 @@ def loss_term_names(agent: Any) -> tuple[str, ...]:
 def device_of(agent: Any) -> torch.device:
     """Where `agent` keeps its tensors: its `device` (capability OnDevice), else the CPU."""
     return torch.device(agent.device) if isinstance(agent, OnDevice) else torch.device("cpu")
+
+
+def updates_of(agent: Any) -> int:
+    """How many updates `agent` has made: its `num_updates` (capability Counted), else 0."""
+    return int(agent.num_updates) if isinstance(agent, Counted) else 0

@@ -13,6 +13,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from trajlab.core.errors import TrajlabError
+from trajlab.core.protocols import device_of
 from trajlab.core.seeding import derive_seed
 from trajlab.data.dataset import TransitionDataset
 from trajlab.training.loop import Loop
@@ -44,7 +45,7 @@ def check_steps(**steps: int) -> None:
 
 def sampler_for(agent: Any, dataset: TransitionDataset, seed: int, *names: str | int) -> Any:
     """A tensor sampler on the agent's device, seeded by a named child of `seed`."""
-    return dataset.sampler(device=getattr(agent, "device", "cpu"), seed=derive_seed(seed, *names))
+    return dataset.sampler(device=device_of(agent), seed=derive_seed(seed, *names))
 
 
 _UPDATE_LISTENER: ContextVar[Callable[[], None] | None] = ContextVar("trajlab_update_listener", default=None)

@@ -17,6 +17,7 @@ import json
 import statistics
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--updates", type=int, default=300, help="timed updates per measurement")
     parser.add_argument("--warmup", type=int, default=30, help="untimed updates first")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall time, or the worker's CPU time (leaves out time slices other processes take; "
+                             "use with --threads 1)")
     parser.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--json-out", type=Path, default=DEFAULT_JSON)
@@ -52,6 +56,8 @@ def worker(args: argparse.Namespace) -> None:
     from trajlab.data import TransitionDataset
 
     torch.set_num_threads(args.threads)
+    if args.clock == "cpu":
+        bench.clock = time.process_time
     dataset = TransitionDataset.load(args.dataset)
     settings = bench.Settings(hidden=tuple(args.hidden), batch_size=args.batch_size, total_updates=1_000_000)
     _, step = bench.build_trajlab(args.algo, dataset, settings, seed=0)
@@ -65,7 +71,7 @@ def worker(args: argparse.Namespace) -> None:
 def measure(root: Path, algo: str, args: argparse.Namespace) -> float:
     command = [sys.executable, __file__, "--worker", str(root), "--algo", algo, "--old", str(args.old),
                "--dataset", str(args.dataset), "--updates", str(args.updates), "--warmup", str(args.warmup),
-               "--threads", str(args.threads), "--batch-size", str(args.batch_size),
+               "--threads", str(args.threads), "--clock", args.clock, "--batch-size", str(args.batch_size),
                "--hidden", *map(str, args.hidden)]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     reply = json.loads(done.stdout.strip().splitlines()[-1])
@@ -98,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {}
     report = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "old": str(args.old.resolve()),
               "new": str(args.new.resolve()), "dataset": str(args.dataset), "threads": args.threads,
-              "hidden": args.hidden, "batch_size": args.batch_size, "updates": args.updates,
+              "clock": args.clock, "hidden": args.hidden, "batch_size": args.batch_size, "updates": args.updates,
               "results": {algo: compare(algo, args) for algo in args.algos}}
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
     args.json_out.write_text(json.dumps(report, indent=2) + "\n")

@@ -215,3 +215,16 @@ def test_real_entry_point_exits_2_with_one_line(tmp_path):
     expected = (f"error: {tmp_path / 'junk.hdf5'}: not a readable HDF5 file (Unable to synchronously open file "
                 "(file signature not found))")
     assert done.stderr.strip().splitlines() == [expected]
+
+
+@pytest.mark.parametrize("command", [
+    ["forget", "--episodes", "1", "--out", "OUT/forget"],
+    ["audit", "--episodes", "1", "--out", "OUT/audit"],
+])
+def test_an_unknown_device_is_refused_before_any_work(tmp_path, capsys, command):
+    synthetic_dataset().save(tmp_path / "data.hdf5")
+    args = [part.replace("OUT", str(tmp_path)) for part in command]
+    code, err = run_cli(capsys, *args, "--agent", tmp_path / "no-agent", "--dataset", tmp_path / "data.hdf5",
+                        "--device", "tpu7")
+    assert_clean_failure(code, err, "unknown device 'tpu7'")
+    assert not (tmp_path / command[0]).exists()

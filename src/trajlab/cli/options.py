@@ -34,19 +34,14 @@ class ConfigDocs:
 
 @functools.cache
 def _source_field_docs(module: str, class_name: str) -> dict[str, str]:
-    """What `core.config.field_docs` reads from a loaded class (the string under each field), read from source."""
+    """What `core.config.field_docs` reads from a loaded class (the string under each field), from source."""
     tree = ast.parse(_source_file(module).read_text())
     classes = [node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == class_name]
     if not classes:
         raise KeyError(f"{module} defines no class {class_name}")
-    klass = classes[0]
-    docs: dict[str, str] = {}
-    for node, following in zip(klass.body, klass.body[1:]):
-        is_field = isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-        is_doc = isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
-        if is_field and is_doc:
-            docs[node.target.id] = " ".join(str(following.value.value).split())  # type: ignore[union-attr]
-    return docs
+    from trajlab.core.config import class_field_docs
+
+    return class_field_docs(classes[0])
 
 
 def _source_file(module: str) -> Path:

@@ -20,6 +20,7 @@ import numpy as np
 from trajlab.audit.trajauditor import AuditConfig, TrajAuditor, check_audit_config, with_shadow_steps
 from trajlab.commands.progress import counted_updates_bar, in_process_shadow_updates
 from trajlab.core.config import load_nested_preset, to_dict
+from trajlab.core.devices import check_device
 from trajlab.core.errors import TrajlabError
 from trajlab.core.io import sha256_file
 from trajlab.core.protocols import ValueEstimator, require, updates_of
@@ -71,6 +72,7 @@ def run(config: AuditRunConfig) -> dict[str, Any]:
     """Audit, write the run directory, return result.json's content."""
     from trajlab.algos.base import start_from_checkpoint
 
+    check_device(config.device)
     set_threads(config.threads)
     checkpoint = agent_checkpoint(config.agent)
     agent = start_from_checkpoint(checkpoint, device=config.device)

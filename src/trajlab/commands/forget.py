@@ -31,6 +31,7 @@ from trajlab.audit.trajauditor import (
 from trajlab.commands.progress import counted_updates_bar, in_process_shadow_updates
 from trajlab.core.checkpoint import read_checkpoint_metadata
 from trajlab.core.config import load_nested_preset, to_dict
+from trajlab.core.devices import check_device
 from trajlab.core.errors import TrajlabError
 from trajlab.core.io import sha256_file, write_json_atomic
 from trajlab.core.protocols import ValueEstimator, require, updates_of
@@ -209,6 +210,7 @@ def _check_output(config: ForgetConfig, checkpoint: Path) -> None:
 # --- running ------------------------------------------------------------------------------------------------
 def run(config: ForgetConfig) -> dict[str, Any]:
     """Carry out the request, write the new run directory, return result.json's content."""
+    check_device(config.device)
     set_threads(config.threads)
     request = prepare_request(config)
     run_dir = RunDirectory.create(config.out, config, command="forget", overwrite=config.overwrite)

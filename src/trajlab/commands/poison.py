@@ -24,6 +24,7 @@ import numpy as np
 from trajlab.commands.algorithms import check_offline_algorithm
 from trajlab.commands.progress import counted_updates_bar
 from trajlab.core.config import load_nested_preset, load_preset, to_dict
+from trajlab.core.devices import check_device
 from trajlab.core.errors import TrajlabError
 from trajlab.core.protocols import updates_of
 from trajlab.core.rundir import RunDirectory
@@ -86,6 +87,7 @@ def load_poison_config(preset: str, **overrides: Any) -> PoisonRunConfig:
 
 def run(config: PoisonRunConfig) -> dict[str, Any]:
     """Run the experiment, write the run directory, return result.json's content."""
+    check_device(config.device)
     set_threads(config.threads)
     clean, env_id, untrained = _check_request(config)
     poisoned = poison_dataset(clean, replace(config.poison, seed=config.seed))

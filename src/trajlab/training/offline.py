@@ -15,8 +15,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from trajlab.algos.base import (
     AGENTS,
     AgentBase,
@@ -28,6 +26,7 @@ from trajlab.algos.base import (
 )
 from trajlab.core.checkpoint import read_checkpoint_metadata
 from trajlab.core.config import load_preset, to_dict
+from trajlab.core.devices import check_device
 from trajlab.core.errors import TrajlabError
 from trajlab.core.io import write_json_atomic
 from trajlab.core.progress import update_bar
@@ -135,12 +134,7 @@ def _check_options(config: TrainConfig) -> None:
         raise TrajlabError(f"eval_every must be 0 (never) or positive, got {config.eval_every}")
     if config.resume and config.overwrite:
         raise TrajlabError("--resume and --overwrite exclude each other")
-    try:
-        device = torch.device(config.device)
-    except RuntimeError:
-        raise TrajlabError(f"unknown device {config.device!r}; use cpu or cuda") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrajlabError("--device cuda: no CUDA GPU is available to this torch build")
+    check_device(config.device)
     if not Path(config.dataset).is_file():
         raise TrajlabError(f"{config.dataset}: dataset file not found")
 

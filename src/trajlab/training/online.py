@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from trajlab.algos.base import AGENTS, AgentBase, RuntimeOptions, new_agent, save_agent, split_runtime_options
 from trajlab.core.config import configs_root, from_dict, load_preset, to_dict
+from trajlab.core.devices import check_device
 from trajlab.core.errors import TrajlabError
 from trajlab.core.progress import update_bar
 from trajlab.core.rundir import RunDirectory
@@ -183,12 +183,7 @@ def check_config(config: OnlineTrainConfig) -> None:
     for name in ("batch_size", "utd_ratio", "num_threads"):
         if getattr(config, name) is not None and getattr(config, name) < 1:
             raise TrajlabError(f"{name} must be at least 1, got {getattr(config, name)}")
-    try:
-        device = torch.device(config.device)
-    except RuntimeError:
-        raise TrajlabError(f"unknown device {config.device!r}; use cpu or cuda") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrajlabError("--device cuda: no CUDA GPU is available to this torch build")
+    check_device(config.device)
 
 
 # --- the loop ------------------------------------------------------------------------------------------------
@@ -249,8 +244,9 @@ class _OnlineTraining:
         self.env = make(config.env_id, seed=config.seed)
         self.spec = SpaceSpec.from_env(self.env)
         _check_agent_fits(agent, self.spec, config.env_id)
+        # an agent with turn-over dropout masks (masked_sac) names how its transitions get them
         self.replay = ReplayBuffer(self.spec.observation_dim, self.spec.action_dim, config.buffer_size,
-                                   self.spec.discrete)
+                                   self.spec.discrete, group_masks=getattr(agent, "group_masks", None))
         self.batch_size = int(config.batch_size or getattr(agent.config, "batch_size", 256))
         self.utd_ratio = int(config.utd_ratio or getattr(agent.config, "utd_ratio", 1))
         self.rng = np.random.default_rng(derive_seed(config.seed, "online-trainer"))  # random actions, minibatches

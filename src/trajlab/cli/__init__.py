@@ -12,11 +12,13 @@ from typing import NoReturn
 
 import typer
 
-from trajlab.cli import data, forgetting, quickstart, train
+from trajlab.cli import data, forgetting, influence, quickstart, synth, train
 from trajlab.cli.options import Interrupted
 
 app = typer.Typer(name="trajlab", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 app.add_typer(data.app, name="data")
+app.add_typer(influence.app, name="influence")
+app.add_typer(synth.app, name="synth")
 for subsystem in (train, forgetting, quickstart):
     app.add_typer(subsystem.app)
 
@@ -36,7 +38,7 @@ def root(
 ) -> None:
     """Work on the data behind RL agents: datasets whose transitions keep stable ids, offline and online agents
     trained on them, forgetting chosen trajectories (TrajDeleter), auditing that they are gone (TrajAuditor),
-    and backdoor experiments (poison)."""
+    backdoor experiments (poison), and sharing transitions as differentially private synthetic data (synth)."""
 
 
 def main(argv: list[str] | None = None) -> None:

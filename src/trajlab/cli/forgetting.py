@@ -29,14 +29,18 @@ SET_OPTION = typer.Option([], "--set", help="Override a preset value: SECTION.KE
 SHADOWS = typer.Option(None, "--shadows", help=AUDITOR["num_shadows"])
 EXECUTOR = typer.Option(None, "--executor", help=AUDITOR["executor"])
 CONTROLS = typer.Option(None, "--controls", help=AUDITOR["control_episodes"])
+TEST = typer.Option("trajauditor", "--test", help=AUDIT["test"])
+CANARIES = typer.Option(0, "--canaries", help=AUDIT["canaries"])
 
 
 def _auditor_overrides(set_options: list[str], shadows: int | None, executor: str | None,
-                       controls: int | None) -> dict[str, Any]:
-    """--set overrides with the auditor's own options merged into its section."""
+                       controls: int | None, test: str = "trajauditor") -> dict[str, Any]:
+    """--set overrides with the auditor's own options merged into the chosen test's section (auditor for
+    trajauditor, lira for lira)."""
     overrides = nested_overrides(set_options)
-    overrides["auditor"] = {**overrides.get("auditor", {}), "num_shadows": shadows, "executor": executor,
-                           "control_episodes": controls}
+    section = "lira" if test == "lira" else "auditor"
+    overrides[section] = {**overrides.get(section, {}), "num_shadows": shadows, "executor": executor,
+                          "control_episodes": controls}
     return overrides
 
 
@@ -70,6 +74,8 @@ def forget(
     shadows: int | None = SHADOWS,
     executor: str | None = EXECUTOR,
     controls: int | None = CONTROLS,
+    test: str = typer.Option("trajauditor", "--test", help=FORGET["test"]),
+    canaries: int = typer.Option(0, "--canaries", help=FORGET["canaries"]),
     eval_episodes: int | None = typer.Option(None, "--eval-episodes", help=FORGET["eval_episodes"]),
     device: str = options.device(FORGET),
     threads: int | None = options.threads(FORGET),
@@ -94,12 +100,13 @@ def forget(
     """
     from trajlab.commands.forget import load_forget_config, run
 
-    overrides = _auditor_overrides(set_options, shadows, executor, controls)
+    overrides = _auditor_overrides(set_options, shadows, executor, controls, test)
     config = load_forget_config(
         preset, **{**overrides, **dict(
             agent=str(agent), dataset=str(dataset), out=str(out), method=method,
             episodes=_episode_list(episodes), episodes_file=_optional(episodes_file),
-            fraction=fraction, seed=seed, audit=audit, evaluate=evaluate, compare_retrain=retrain,
+            fraction=fraction, seed=seed, audit=audit, test=test, canaries=canaries, evaluate=evaluate,
+            compare_retrain=retrain,
             eval_episodes=eval_episodes, device=device, threads=threads, overwrite=overwrite)},
     )
     with on_interrupt(NO_RESUME_HINT):
@@ -117,6 +124,8 @@ def audit(
     shadows: int | None = SHADOWS,
     executor: str | None = EXECUTOR,
     controls: int | None = CONTROLS,
+    test: str = TEST,
+    canaries: int = CANARIES,
     preset: str = options.preset(AUDIT),
     out: Path | None = options.out(AUDIT, default=None),
     device: str = options.device(AUDIT),
@@ -125,23 +134,26 @@ def audit(
     set_options: list[str] = SET_OPTION,
     as_json: bool = JSON,
 ) -> None:
-    """Judge, per trajectory, whether an agent was trained on it (TrajAuditor: shadows + Grubbs test).
+    """Judge, per trajectory, whether an agent was trained on it (TrajAuditor: shadows + Grubbs test; or --test
+    lira: a likelihood-ratio test with shadows trained from scratch, TPR at 1%/0.1% FPR, AUC and a p-value).
 
     Examples:
 
       trajlab audit --agent runs/td3-forget --dataset hopper.hdf5 --episodes 3,17,42
 
+      trajlab audit --agent runs/td3-forget --dataset hopper.hdf5 --episodes 3,17,42 --test lira --shadows 8
+
       trajlab audit --agent runs/td3 --dataset hopper.hdf5 --episodes-file ids.txt --shadows 5 --executor local --json
     """
     from trajlab.commands.audit import load_audit_config, run
 
-    overrides = _auditor_overrides(set_options, shadows, executor, controls)
+    overrides = _auditor_overrides(set_options, shadows, executor, controls, test)
     config = load_audit_config(
         preset, **{**overrides, **dict(
             agent=str(agent), dataset=str(dataset), episodes=_episode_list(episodes),
             episodes_file=_optional(episodes_file), reference_dataset=_optional(reference_dataset),
-            original=_optional(original), out=_optional(out), device=device, threads=threads,
-            overwrite=overwrite)},
+            original=_optional(original), out=_optional(out), test=test, canaries=canaries, device=device,
+            threads=threads, overwrite=overwrite)},
     )
     with on_interrupt(NO_RESUME_HINT):
         emit(run(config), as_json)

@@ -6,6 +6,11 @@ The shadows are fine-tunings of the ORIGINAL agent (the one trained on the traje
 the original named by the audited run's certificate.json (a `trajlab forget` run; its checkpoint hash must
 still match), else the audited agent itself. They fine-tune on `--reference-dataset`, else on the dataset
 without the audited trajectories (and without those the certificate lists as forgotten).
+
+`--test lira` runs the likelihood-ratio test instead (trajlab.audit.lira, trajlab.commands.membership): shadows
+trained from scratch like the original on random halves of the dataset, error rates from their calibration,
+and canaries as known members. Its result.json holds the same top-level keys as TrajAuditor's where they
+apply, plus "test", "verdict", "p_value", "control_p_value", "error_rates" and "canaries".
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from trajlab.audit.lira import LiraConfig
 from trajlab.audit.trajauditor import AuditConfig, TrajAuditor, check_audit_config, with_shadow_steps
+from trajlab.commands.membership import check_test, lira_audit, prepare_lira
 from trajlab.commands.progress import counted_updates_bar, in_process_shadow_updates
 from trajlab.core.config import load_nested_preset, to_dict
 from trajlab.core.devices import check_device
@@ -51,8 +58,17 @@ class AuditRunConfig:
     """Run directory to write (default: runs/audit_<agent run name>)."""
     preset: str = "quick"
     """Preset of the auditor settings: configs/audit/<preset>.yaml (quick: CPU minutes; paper: the paper's)."""
+    test: str = "trajauditor"
+    """Membership test: trajauditor (the paper's: fine-tuned shadows, Grubbs test) or lira (likelihood ratio:
+    shadows trained from scratch, with error rates)."""
     auditor: AuditConfig = AuditConfig()
     """TrajAuditor's settings."""
+    lira: LiraConfig = LiraConfig()
+    """The likelihood-ratio test's settings (--test lira)."""
+    canaries: int = 0
+    """With --test lira: plant this many canary trajectories in a copy of the dataset (written to the run
+    directory, ids in result.json) and train one agent from scratch on it; the test must find them there and not
+    in the audited agent (0: none; canaries the dataset's metadata lists are always checked)."""
     device: str = "cpu"
     """Torch device of the agents: cpu or cuda."""
     threads: int | None = None
@@ -81,8 +97,11 @@ def run(config: AuditRunConfig) -> dict[str, Any]:
     check_dataset_matches(agent, dataset)
     certificate = _certificate(checkpoint)
     original, original_path = _original(config, checkpoint, agent, certificate)
-    reference = _reference(config, dataset, ids, certificate)
     out = _output(config, checkpoint)
+    check_test(config.test, config.lira, config.canaries)
+    if config.test == "lira":
+        return _run_lira(config, checkpoint, agent, dataset, ids, certificate, (original, original_path), out)
+    reference = _reference(config, dataset, ids, certificate)
     check_audit_config(config.auditor)
     for who in (agent, original):
         require(who, ValueEstimator, needed_by="TrajAuditor")
@@ -105,6 +124,34 @@ def run(config: AuditRunConfig) -> dict[str, Any]:
     result = {**audit.to_dict(), "agent_checkpoint": str(checkpoint.resolve()), "original_checkpoint": original_path,
               "reference_episodes": reference.num_episodes, "run_dir": str(run_dir.path),
               "plots": [str(plot)] if plot else [], "auditor": to_dict(auditor_config)}
+    run_dir.write_result(result)
+    return result
+
+
+def _run_lira(config: AuditRunConfig, checkpoint: Path, agent: Any, dataset: TransitionDataset, ids: np.ndarray,
+              certificate: dict[str, Any] | None, original: tuple[Any, str], out: Path) -> dict[str, Any]:
+    """`--test lira`: check, then write the run directory (result.json, plots, report.html)."""
+    if config.reference_dataset is not None:
+        raise TrajlabError("--reference-dataset is TrajAuditor's; lira's shadows train on halves of --dataset")
+    excluded = np.intersect1d((certificate or {}).get("forgotten_episode_ids", []), dataset.episode_id_list)
+    auditor = prepare_lira(original[0], dataset, ids, config.lira, config.canaries)
+    run_dir = RunDirectory.create(out, config, command="audit", overwrite=config.overwrite)
+    audit = lira_audit(auditor, agent, dataset, ids, excluded=excluded, run_path=run_dir.path,
+                       progress=config.progress)
+    from trajlab.report import Report
+    from trajlab.report.sections.membership import lira_section, roc_plot, score_plot
+
+    plots = [roc_plot(run_dir.plots / "lira_roc.png", audit), score_plot(run_dir.plots / "lira_scores.png", audit)]
+    report = Report("Membership test (likelihood ratio)")
+    report.key_values({"audited agent": str(checkpoint), "original agent": original[1],
+                       "population (trajectories)": auditor.dataset.num_episodes})
+    lira_section(report, audit)
+    for plot, caption in zip(plots, ("ROC curve (log scale)", "membership scores")):
+        report.image(plot, caption)
+    report.write(run_dir.path / "report.html")
+    result = {**audit.to_dict(), "agent_checkpoint": str(checkpoint.resolve()), "original_checkpoint": original[1],
+              "reference_episodes": auditor.dataset.num_episodes, "run_dir": str(run_dir.path),
+              "plots": [str(plot) for plot in plots], "auditor": to_dict(config.lira)}
     run_dir.write_result(result)
     return result
 

@@ -6,6 +6,7 @@ Everything the request needs is checked before anything is written (unknown ids,
 set that is the whole dataset, a dataset that does not match the agent, an output that is the original run).
 The original run is only read. The new run holds checkpoints/final.safetensors (the unlearned agent),
 certificate.json, result.json, config.yaml and report.html; `--audit` adds TrajAuditor's verdicts and
+`--audit --test lira` the likelihood-ratio test's (with its error rates; trajlab.commands.membership),
 `--evaluate` the environment returns of the original, unlearned (and, with `--retrain`, retrained) agents and
 the method's wall time relative to retraining.
 """
@@ -20,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from trajlab.audit.lira import LiraAuditor, LiraConfig, LiraResult
 from trajlab.audit.trajauditor import (
     AuditConfig,
     AuditResult,
@@ -28,6 +30,7 @@ from trajlab.audit.trajauditor import (
     q_values,
     with_shadow_steps,
 )
+from trajlab.commands.membership import check_test, lira_audit, prepare_lira
 from trajlab.commands.progress import counted_updates_bar, in_process_shadow_updates
 from trajlab.core.checkpoint import read_checkpoint_metadata
 from trajlab.core.config import load_nested_preset, to_dict
@@ -50,7 +53,8 @@ from trajlab.unlearning.trajdeleter import check_config as check_trajdeleter
 
 RESULT_KEYS = ("method", "algo", "forgotten_episode_ids", "num_forgotten_episodes", "num_forgotten_transitions",
                "wall_time_s", "original_checkpoint", "checkpoint", "certificate", "run_dir", "audit_forgotten_rate",
-               "audit_control_forgotten_rate", "audit_specificity", "evaluation", "retrain_wall_time_s",
+               "audit_control_forgotten_rate", "audit_specificity", "audit_test", "audit_verdict", "audit_error_rates",
+               "evaluation", "retrain_wall_time_s",
                "retrain_time_source", "relative_time", "values", "plots")
 """Keys of result.json: always present (None where a value does not apply)."""
 
@@ -90,6 +94,15 @@ class ForgetConfig:
     """Audit the forgotten trajectories with TrajAuditor and put the verdict in the certificate."""
     auditor: AuditConfig = AuditConfig()
     """TrajAuditor's settings."""
+    test: str = "trajauditor"
+    """Membership test of --audit: trajauditor (the paper's: fine-tuned shadows, Grubbs test) or lira (likelihood
+    ratio: shadows trained from scratch, with error rates)."""
+    lira: LiraConfig = LiraConfig()
+    """The likelihood-ratio test's settings (--audit --test lira)."""
+    canaries: int = 0
+    """With --audit --test lira: plant this many canary trajectories in a copy of the dataset (written to the run
+    directory, ids in result.json) and train one agent from scratch on it; the test must find them there and not
+    in the unlearned agent (0: none; canaries the dataset's metadata lists are always checked)."""
     evaluate: bool = False
     """Measure environment returns of the original and unlearned agents."""
     compare_retrain: bool = False
@@ -179,7 +192,10 @@ def _preflight(config: ForgetConfig, agent: Any, env_id: str | None) -> None:
         check_trajdeleter(agent, chosen)
     elif config.method in ("finetune", "random-reward"):
         check_steps(steps=chosen.steps)
-    if config.audit:
+    check_test(config.test, config.lira, config.canaries)
+    if (config.canaries or config.test != "trajauditor") and not config.audit:
+        raise TrajlabError("--test and --canaries choose how --audit audits; add --audit")
+    if config.audit and config.test == "trajauditor":
         check_audit_config(config.auditor)
         require(agent, ValueEstimator, needed_by="--audit (TrajAuditor)")
     if config.evaluate:
@@ -213,11 +229,13 @@ def run(config: ForgetConfig) -> dict[str, Any]:
     check_device(config.device)
     set_threads(config.threads)
     request = prepare_request(config)
+    lira = prepare_lira(request.agent, request.dataset, request.forget_ids, config.lira, config.canaries) \
+        if config.audit and config.test == "lira" else None
     run_dir = RunDirectory.create(config.out, config, command="forget", overwrite=config.overwrite)
     with counted_updates_bar(f"forget: {config.method}", _method_updates(request, config), enabled=config.progress):
         unlearned, wall_time = _unlearn(request, config)
     checkpoint = _save_unlearned(run_dir, unlearned, request, config)
-    audit = _audit(request, unlearned, config) if config.audit else None
+    audit = _audit(request, unlearned, config, lira, run_dir) if config.audit else None
     evaluation = _evaluate(request, unlearned, config, wall_time) if config.evaluate else None
     values = value_summary(request.agent, unlearned, request.dataset, request.forget_ids)
     certificate = build_certificate(
@@ -257,7 +275,11 @@ def _method_updates(request: _Request, config: ForgetConfig) -> int | None:
     return method_updates(config.method, to_dict(method_config(config)), updates_of(request.agent))
 
 
-def _audit(request: _Request, unlearned: Any, config: ForgetConfig) -> AuditResult:
+def _audit(request: _Request, unlearned: Any, config: ForgetConfig, lira: LiraAuditor | None,
+           run_dir: RunDirectory) -> AuditResult | LiraResult:
+    if lira is not None:
+        return lira_audit(lira, unlearned, request.dataset, request.forget_ids, excluded=request.forget_ids,
+                          run_path=run_dir.path, progress=config.progress)
     auditor_config = with_shadow_steps(config.auditor, _method_updates(request, config))
     auditor = TrajAuditor(request.agent, request.dataset.without(request.forget_ids), auditor_config)
     with counted_updates_bar("audit: shadow agents", in_process_shadow_updates(auditor_config),
@@ -265,8 +287,11 @@ def _audit(request: _Request, unlearned: Any, config: ForgetConfig) -> AuditResu
         return auditor.audit(unlearned, request.dataset, request.forget_ids)
 
 
-def _audit_verdict(audit: AuditResult) -> dict[str, Any]:
-    summary = audit.to_dict()
+def _audit_verdict(audit: AuditResult | LiraResult) -> dict[str, Any]:
+    """The certificate's audit entry: which test, its verdict and (lira) its error rates."""
+    if isinstance(audit, LiraResult):
+        return audit.to_dict()
+    summary = {"test": "trajauditor", "error_rates": None, **audit.to_dict()}
     summary["verdict"] = "forgotten" if audit.forgotten_rate == 1.0 else (
         "partly forgotten" if audit.forgotten_rate > 0 else "not forgotten")
     return summary
@@ -336,7 +361,8 @@ def value_summary(original: Any, unlearned: Any, dataset: TransitionDataset, for
 
 
 def _result(config: ForgetConfig, request: _Request, run_dir: RunDirectory, checkpoint: Path, wall_time: float,
-            audit: AuditResult | None, evaluation: dict | None, values: dict | None) -> dict[str, Any]:
+            audit: AuditResult | LiraResult | None, evaluation: dict | None, values: dict | None
+            ) -> dict[str, Any]:
     return {
         "method": config.method, "algo": request.metadata.get("algo"),
         "forgotten_episode_ids": request.forget_ids.tolist(),
@@ -345,15 +371,30 @@ def _result(config: ForgetConfig, request: _Request, run_dir: RunDirectory, chec
         "wall_time_s": wall_time, "original_checkpoint": str(request.checkpoint.resolve()),
         "checkpoint": str(checkpoint), "certificate": str(run_dir.path / "certificate.json"),
         "run_dir": str(run_dir.path),
-        "audit_forgotten_rate": None if audit is None else audit.forgotten_rate,
-        "audit_control_forgotten_rate": None if audit is None else audit.control_forgotten_rate,
-        "audit_specificity": None if audit is None else audit.specificity()["specificity"],
+        **_audit_keys(audit),
         "evaluation": evaluation,
         "retrain_wall_time_s": None if evaluation is None else evaluation["retrain_wall_time_s"],
         "retrain_time_source": None if evaluation is None else evaluation["retrain_time_source"],
         "relative_time": None if evaluation is None else evaluation["relative_time"],
         "values": values, "plots": [],
     }
+
+
+def _audit_keys(audit: AuditResult | LiraResult | None) -> dict[str, Any]:
+    """result.json's audit_* keys (None without --audit; a lira audit's 'forgotten' share is its non-members')."""
+    if audit is None:
+        return dict.fromkeys(("audit_forgotten_rate", "audit_control_forgotten_rate", "audit_specificity",
+                              "audit_test", "audit_verdict", "audit_error_rates"))
+    if isinstance(audit, LiraResult):
+        summary = audit.to_dict()
+        control = summary["control_member_rate"]
+        return {"audit_forgotten_rate": 1.0 - audit.member_rate,
+                "audit_control_forgotten_rate": None if control is None else 1.0 - control,
+                "audit_specificity": None, "audit_test": "lira", "audit_verdict": summary["verdict"],
+                "audit_error_rates": {k: v for k, v in summary["error_rates"].items() if k != "roc"}}
+    return {"audit_forgotten_rate": audit.forgotten_rate, "audit_control_forgotten_rate": audit.control_forgotten_rate,
+            "audit_specificity": audit.specificity()["specificity"], "audit_test": "trajauditor",
+            "audit_verdict": _audit_verdict(audit)["verdict"], "audit_error_rates": None}
 
 
 # --- the quickstart's step ----------------------------------------------------------------------------------

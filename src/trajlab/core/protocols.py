@@ -45,6 +45,9 @@ class Batch:
     `weights` is an optional per-sample weight (shape [B]) that `update()` applies to every per-sample loss (a
     weight of 0 counts as leaving the sample out; see LossScalable); unlearning and influence methods use it to
     up- or down-weight chosen experiences without new code paths.
+
+    `masks` is an optional member mask per sample ([B, K] bool) of turn-over dropout (PIToD): an agent with
+    masked ensembles computes each sample's loss and TD target with the members its mask selects; None means all.
     """
 
     observations: Tensor
@@ -57,6 +60,7 @@ class Batch:
     timeouts: Tensor | None = None
     costs: Tensor | None = None
     weights: Tensor | None = None
+    masks: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.rewards.shape[0])

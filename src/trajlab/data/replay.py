@@ -8,6 +8,10 @@ hands them to torch without copying again.
 
 A per-step safety `cost` (Safety-Gymnasium's, for safe RL and safety unlearning) is optional: the buffer holds
 a cost column from the first transition that has one on, and batches and datasets carry it (`costs`).
+
+Turn-over dropout masks (PIToD) are optional too: a buffer built with `GroupMasks` stores each transition's
+member mask [K] (its group's) in a `masks` column, saved with the buffer state together with the group settings,
+and batches carry it (`Batch.masks`), so a transition's loss and TD target use its own mask.
 """
 
 from __future__ import annotations
@@ -22,16 +26,19 @@ from trajlab.core.errors import TrajlabError
 from trajlab.core.io import atomic_path
 from trajlab.core.protocols import Batch
 from trajlab.data.dataset import TransitionDataset
+from trajlab.data.masks import GroupMasks
 
 _ARRAYS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts",
            "episode_ids", "transition_ids")
 _COUNTERS = ("capacity", "size", "position", "num_added", "episode_id", "episode_open")
+_MASK_SETTINGS = ("mask_members", "mask_group_size", "mask_seed")
 
 
 class ReplayBuffer:
     """Fixed-capacity FIFO of transitions from one environment, with stable episode and transition ids."""
 
-    def __init__(self, observation_dim: int, action_dim: int, capacity: int, discrete: bool = False) -> None:
+    def __init__(self, observation_dim: int, action_dim: int, capacity: int, discrete: bool = False, *,
+                 group_masks: GroupMasks | None = None) -> None:
         if capacity <= 0:
             raise TrajlabError(f"replay buffer capacity must be positive, got {capacity}")
         self.observation_dim, self.action_dim, self.discrete = observation_dim, action_dim, discrete
@@ -45,6 +52,9 @@ class ReplayBuffer:
         self.episode_ids = np.zeros(capacity, dtype=np.int64)
         self.transition_ids = np.zeros(capacity, dtype=np.int64)
         self.costs: np.ndarray | None = None  # allocated by the first transition with a cost
+        self.group_masks = group_masks
+        self.masks = None if group_masks is None else np.zeros((capacity, group_masks.num_members), dtype=bool)
+        self._group_mask: tuple[int, np.ndarray] | None = None  # (group, its mask): one draw per group, not per step
         self.size = 0
         self.position = 0
         self.num_added = 0
@@ -71,12 +81,21 @@ class ReplayBuffer:
         self.timeouts[row] = truncated and not terminated
         self.episode_ids[row] = self.episode_id
         self.transition_ids[row] = self.num_added
+        if self.masks is not None:
+            self.masks[row] = self._mask_of(self.num_added)
         self.episode_open = not (terminated or truncated)
         if not self.episode_open:
             self.episode_id += 1
         self.num_added += 1
         self.position = (row + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
+
+    def _mask_of(self, transition_id: int) -> np.ndarray:
+        assert self.group_masks is not None
+        group = int(self.group_masks.group_of(transition_id))
+        if self._group_mask is None or self._group_mask[0] != group:
+            self._group_mask = (group, self.group_masks.mask(group))
+        return self._group_mask[1]
 
     def sample(self, batch_size: int, generator: np.random.Generator) -> Batch:
         """A uniform minibatch (with replacement) as CPU tensors; terminals/timeouts as float32 0/1; costs
@@ -97,6 +116,7 @@ class ReplayBuffer:
             transition_ids=torch.from_numpy(self.transition_ids[rows]),
             episode_ids=torch.from_numpy(self.episode_ids[rows]),
             costs=None if self.costs is None else torch.from_numpy(self.costs[rows]),
+            masks=None if self.masks is None else torch.from_numpy(self.masks[rows]),
         )
 
     # --- datasets ---------------------------------------------------------------------------------------
@@ -135,6 +155,10 @@ class ReplayBuffer:
         """Filled rows and counters as plain NumPy arrays (no objects), for `np.savez`; costs only if held."""
         arrays = {name: getattr(self, name)[: self.size] for name in self._held_arrays()}
         counters = {name: np.asarray(int(getattr(self, name)), dtype=np.int64) for name in _COUNTERS}
+        if self.group_masks is not None:
+            masks = self.group_masks
+            settings = (masks.num_members, masks.group_size, masks.seed)
+            counters.update({name: np.asarray(value, dtype=np.int64) for name, value in zip(_MASK_SETTINGS, settings)})
         return {**arrays, **counters}
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
@@ -146,6 +170,7 @@ class ReplayBuffer:
             raise TrajlabError(f"replay buffer state has capacity {int(state['capacity'])}, expected {self.capacity}")
         size = int(state["size"])
         self.costs = np.zeros(self.capacity, dtype=np.float32) if "costs" in state else None
+        self._load_mask_settings(state)
         for name in self._held_arrays():
             target, value = getattr(self, name), np.asarray(state[name])
             if value.shape[1:] != target.shape[1:] or len(value) != size:
@@ -154,8 +179,23 @@ class ReplayBuffer:
         self.size, self.position, self.num_added = size, int(state["position"]), int(state["num_added"])
         self.episode_id, self.episode_open = int(state["episode_id"]), bool(state["episode_open"])
 
+    def _load_mask_settings(self, state: dict[str, np.ndarray]) -> None:
+        """Group masks as the state has them (a buffer built with other mask settings must not mix them)."""
+        if "masks" not in state:
+            self.group_masks, self.masks = None, None
+        else:
+            if any(name not in state for name in _MASK_SETTINGS):
+                raise TrajlabError(f"replay buffer state has masks but lacks {', '.join(_MASK_SETTINGS)}")
+            saved = GroupMasks(*(int(state[name]) for name in _MASK_SETTINGS))
+            if self.group_masks is not None and saved != self.group_masks:
+                raise TrajlabError(f"replay buffer state has group masks {saved}, this buffer {self.group_masks}")
+            self.group_masks = saved
+            self.masks = np.zeros((self.capacity, saved.num_members), dtype=bool)
+        self._group_mask = None
+
     def _held_arrays(self) -> tuple[str, ...]:
-        return _ARRAYS if self.costs is None else (*_ARRAYS, "costs")
+        optional = tuple(name for name in ("costs", "masks") if getattr(self, name) is not None)
+        return (*_ARRAYS, *optional)
 
     def save(self, path: str | Path) -> Path:
         """Write `state()` to an .npz file atomically."""

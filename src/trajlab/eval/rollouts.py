@@ -1,7 +1,9 @@
 """Policy rollouts: batched evaluation over several environment copies, and frame capture for GIFs.
 
 Evaluation steps `episodes` environment copies side by side and asks the agent for all their actions in one
-`act` call, which is where the time goes for neural policies.
+`act` call, which is where the time goes for neural policies. `rollouts_by_copy` does the same with a policy
+told which copy each observation comes from, so many policies (for example one member mask per experience group,
+PIToD) are evaluated side by side in one batched call per step, optionally recording every step.
 """
 
 from __future__ import annotations
@@ -60,7 +62,9 @@ def evaluate(agent: Any, env_id: str, *, episodes: int = 10, seed: int = 0, dete
     """Run `episodes` episodes (one per environment copy, seeds seed..seed+episodes-1), all in lock step."""
     envs = make_many(env_id, episodes, seed=seed)
     try:
-        returns, lengths, costs = _run_lockstep(envs, agent.act, seed, deterministic, max_steps)
+        reset_seeds = [seed + index for index in range(episodes)]
+        returns, lengths, costs = _run_lockstep(envs, lambda batch, _rows, det: agent.act(batch, det), reset_seeds,
+                                                deterministic, max_steps)
     finally:
         for env in envs:
             env.close()
@@ -72,19 +76,68 @@ def evaluate(agent: Any, env_id: str, *, episodes: int = 10, seed: int = 0, dete
     )
 
 
-def _run_lockstep(envs: list[Any], act: Callable[..., np.ndarray], seed: int, deterministic: bool,
-                  max_steps: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+RowPolicy = Callable[[np.ndarray, np.ndarray, bool], np.ndarray]
+"""act(observations [N, obs_dim], the environment copy of each row [N], deterministic) -> actions [N, ...]."""
+
+
+@dataclass(frozen=True)
+class CopyRollouts:
+    """One episode per environment copy: returns, lengths and, when recorded, every step of each episode."""
+
+    returns: np.ndarray
+    lengths: np.ndarray
+    steps: list[dict[str, np.ndarray]] | None = None
+    """Per copy: observations [T, obs], actions [T, ...], rewards [T], terminals [T] (None unless recorded)."""
+
+
+def rollouts_by_copy(act: RowPolicy, env_id: str, reset_seeds: list[int], *, deterministic: bool = True,
+                     max_steps: int | None = None, record: bool = False) -> CopyRollouts:
+    """One episode per reset seed, each in its own environment copy, all in lock step (policies compared on the
+    same seeds then start from the same states)."""
+    copies = len(reset_seeds)
+    envs = make_many(env_id, copies, seed=min(reset_seeds, default=0))
+    recorder = _StepRecorder(copies) if record else None
+    try:
+        returns, lengths, _ = _run_lockstep(envs, act, reset_seeds, deterministic, max_steps, recorder)
+    finally:
+        for env in envs:
+            env.close()
+    return CopyRollouts(returns, lengths, None if recorder is None else recorder.arrays())
+
+
+class _StepRecorder:
+    """Collects the steps of lock-step episodes, copy by copy."""
+
+    def __init__(self, copies: int) -> None:
+        self.rows: list[dict[str, list[Any]]] = [
+            {"observations": [], "actions": [], "rewards": [], "terminals": []} for _ in range(copies)]
+
+    def add(self, index: int, observation: np.ndarray, action: Any, reward: float, terminated: bool) -> None:
+        row = self.rows[index]
+        row["observations"].append(observation)
+        row["actions"].append(action)
+        row["rewards"].append(reward)
+        row["terminals"].append(terminated)
+
+    def arrays(self) -> list[dict[str, np.ndarray]]:
+        return [{key: np.asarray(value) for key, value in row.items()} for row in self.rows]
+
+
+def _run_lockstep(envs: list[Any], act: RowPolicy, reset_seeds: list[int], deterministic: bool, max_steps: int | None,
+                  recorder: _StepRecorder | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     count = len(envs)
-    observations = [env.reset(seed=seed + index)[0] for index, env in enumerate(envs)]
+    observations = [env.reset(seed=reset_seed)[0] for reset_seed, env in zip(reset_seeds, envs)]
     returns, costs = np.zeros(count), np.zeros(count)
     lengths = np.zeros(count, dtype=np.int64)
     active = np.ones(count, dtype=bool)
     while active.any():
         running = np.flatnonzero(active)
         batch = np.stack([np.asarray(observations[i], dtype=np.float32).ravel() for i in running])
-        actions = np.asarray(act(batch, deterministic))
-        for action, index in zip(actions, running):
+        actions = np.asarray(act(batch, running, deterministic))
+        for row, (action, index) in enumerate(zip(actions, running)):
             observation, reward, terminated, truncated, info = envs[index].step(action)
+            if recorder is not None:
+                recorder.add(int(index), batch[row], action, float(reward), bool(terminated))
             observations[index] = observation
             returns[index] += float(reward)
             costs[index] += float(info.get("cost", 0.0))

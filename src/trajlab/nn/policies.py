@@ -154,3 +154,8 @@ def _gaussian_log_prob(x: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
 def _tanh_log_det(pre_tanh: Tensor) -> Tensor:
     # log(1 - tanh(x)^2), written stably
     return (2.0 * (math.log(2.0) - pre_tanh - F.softplus(-2.0 * pre_tanh))).sum(-1)
+
+
+def squashed_log_prob(pre_tanh: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
+    """log pi(tanh(u)) [B] of a Gaussian sample u = pre_tanh, corrected for the tanh squashing."""
+    return _gaussian_log_prob(pre_tanh, mean, log_std) - _tanh_log_det(pre_tanh)

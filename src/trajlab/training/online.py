@@ -451,11 +451,12 @@ def default_run_path(config: OnlineTrainConfig) -> Path:
 def run(config: OnlineTrainConfig, *, out: str | Path | None = None, resume: bool = False, overwrite: bool = False,
         progress: bool = True,
         after_training: Callable[[RunDirectory, OnlineTrainResult, OnlineTrainConfig], Any] | None = None,
-        ) -> dict[str, Any]:
+        callback: Callback | None = None) -> dict[str, Any]:
     """Train, evaluate and write a run directory; returns the content of result.json (keys: RESULT_KEYS).
 
     `after_training(run_dir, result, config)` runs before result.json is written (the command layer draws the
-    learning curve there: plotting is above training)."""
+    learning curve there: plotting is above training); `callback` goes to `train_online`, called every
+    `config.callback_every` steps (influence estimates during training)."""
     check_config(config)
     if resume and overwrite:
         raise TrajlabError("--resume and --overwrite exclude each other")
@@ -467,7 +468,7 @@ def run(config: OnlineTrainConfig, *, out: str | Path | None = None, resume: boo
         _check_same_run(run_dir, stored)
     set_threads(config.num_threads)
     agent = build_agent(config, agent_config)
-    result = train_online(agent, config, run=run_dir, progress=progress, resume=resume)
+    result = train_online(agent, config, run=run_dir, progress=progress, resume=resume, callback=callback)
     final_eval = result.last_eval or evaluate(agent, config.env_id, episodes=config.eval_episodes,
                                               seed=derive_seed(config.seed, "eval") % 2**31)
     checkpoint = save_agent(run_dir.checkpoint_path("final"), agent, {"step": result.steps, "env_id": config.env_id})

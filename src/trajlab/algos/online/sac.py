@@ -147,23 +147,30 @@ class SAC(AgentBase):
     @torch.no_grad()
     def td_target(self, batch: Batch) -> Tensor:
         """Soft TD target [B] from the target critics and a fresh next action a' ~ pi(.|s')."""
-        next_actions, next_log_prob = self.actor(batch.next_observations)
-        next_q = self.critic_target(batch.next_observations, next_actions)
+        members = self._member_mask(batch)
+        next_actions, next_log_prob = self.actor(batch.next_observations, **members)
+        next_q = self.critic_target(batch.next_observations, next_actions, **members)
         return soft_td_target(batch.rewards, batch.terminals, next_q, next_log_prob, self.alpha, self.config.gamma)
 
     def _critic_losses(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """(per-sample critic loss [B], Q-values [N, B])."""
-        q = self.critic(batch.observations, self.normalized_actions(batch.actions))
+        q = self.critic(batch.observations, self.normalized_actions(batch.actions), **self._member_mask(batch))
         return 0.5 * (q - self.td_target(batch)).pow(2).sum(dim=0), q
 
     def _actor_losses(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
         """(actor [B], alpha [B], log pi [B]); the critic's weights enter as constants, so the actor loss's
         gradient reaches the actor only."""
-        actions, log_prob = self.actor(batch.observations)
+        members = self._member_mask(batch)
+        actions, log_prob = self.actor(batch.observations, **members)
         fixed_critic = {name: p.detach() for name, p in self.critic.named_parameters()}
-        q = functional_call(self.critic, fixed_critic, (batch.observations, actions)).min(dim=0).values
+        q = functional_call(self.critic, fixed_critic, (batch.observations, actions), members).min(dim=0).values
         actor = self.alpha * log_prob - q
         return actor, alpha_loss_per_sample(self.log_alpha, log_prob, self.target_entropy), log_prob
+
+    def _member_mask(self, batch: Batch) -> dict[str, Tensor | None]:
+        """Extra keyword arguments of every actor and critic call on `batch`: none for plain SAC; the masked
+        variant (`algos/online/masked_sac.py`) passes each sample's member mask here."""
+        return {}
 
     def compute_losses(self, batch: Batch) -> SACLosses:
         """Critic, actor and temperature losses per sample, all at the current weights."""

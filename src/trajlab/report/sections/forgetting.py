@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from trajlab.audit.lira import LiraResult
 from trajlab.audit.trajauditor import AuditResult
 from trajlab.core.rundir import RunDirectory
 from trajlab.report import Report
@@ -14,10 +15,16 @@ MAX_PLOTTED_TRAJECTORIES = 40
 
 
 def write_forget_report(run_dir: RunDirectory, result: dict[str, Any], certificate: dict[str, Any],
-                        audit: AuditResult | None) -> list[str]:
+                        audit: AuditResult | LiraResult | None) -> list[str]:
     """Write the plots and report.html; returns the plot paths."""
+    from trajlab.report.sections.membership import lira_section, roc_plot, score_plot
+
+    lira = audit if isinstance(audit, LiraResult) else None
+    grubbs = None if lira is not None else audit
     plots = [path for path in (_value_plot(run_dir, result), _return_plot(run_dir, result),
-                               _time_plot(run_dir, result), audit_plot(run_dir.plots / "audit.png", audit))
+                               _time_plot(run_dir, result), audit_plot(run_dir.plots / "audit.png", grubbs),
+                               roc_plot(run_dir.plots / "lira_roc.png", lira),
+                               score_plot(run_dir.plots / "lira_scores.png", lira))
              if path is not None]
     report = Report(f"Trajectory forgetting: {result['method']} on {result['algo']}")
     report.key_values(_summary(result, certificate))
@@ -31,8 +38,10 @@ def write_forget_report(run_dir: RunDirectory, result: dict[str, Any], certifica
                       for part in ("forget", "remaining")])
     if result["evaluation"] is not None:
         _evaluation_section(report, result["evaluation"])
-    if audit is not None:
-        audit_section(report, audit)
+    if grubbs is not None:
+        audit_section(report, grubbs)
+    if lira is not None:
+        lira_section(report, lira)
     for path in plots:
         report.image(path, Path(path).stem.replace("_", " "))
     report.heading("Deletion certificate")
@@ -52,9 +61,12 @@ def _summary(result: dict[str, Any], certificate: dict[str, Any]) -> dict[str, A
                "original checkpoint sha256": certificate["original_checkpoint_sha256"]}
     if result["relative_time"] is not None:
         summary["time relative to retraining"] = result["relative_time"]
-    if result["audit_forgotten_rate"] is not None:
+    if result.get("audit_test") == "lira":
+        summary["membership test (lira) verdict"] = result["audit_verdict"]
+        summary["judged non-members (lira, 1% FPR threshold)"] = result["audit_forgotten_rate"]
+    elif result["audit_forgotten_rate"] is not None:
         summary["judged forgotten by TrajAuditor"] = result["audit_forgotten_rate"]
-    if result["audit_control_forgotten_rate"] is not None:
+    if result["audit_control_forgotten_rate"] is not None and result.get("audit_test") != "lira":
         summary["control episodes judged forgotten"] = result["audit_control_forgotten_rate"]
         summary["audit specificity"] = result["audit_specificity"]
     return summary

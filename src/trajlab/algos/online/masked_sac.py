@@ -1,0 +1,125 @@
+"""SAC with turn-over dropout (PIToD, Hiraoka et al., RLC 2025): masked ensembles in the policy and both Q's.
+
+The policy's mean and log-std heads and each Q-network (and its target) are ensembles of K complete sub-MLPs
+(`trajlab.nn.masked`). Every transition carries the member mask of its group (`Batch.masks`, stored by the replay
+buffer from `group_masks`); its critic loss, its TD target (next action and target Q's) and its actor loss are all
+computed under that mask, so a group only ever trains its half of every ensemble. The losses themselves are SAC's
+(`SAC._member_mask` is the one hook): nothing is copied. A batch without masks uses every member.
+
+`deploy_mask` (None: all members) is the mask the agent acts with; it is saved in the checkpoint, so an agent
+amended to the flipped mask of a harmful group is a normal checkpoint any trajlab command loads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from trajlab.algos.base import AGENTS, RuntimeOptions
+from trajlab.algos.online.sac import SAC, SACConfig
+from trajlab.core.errors import TrajlabError
+from trajlab.core.protocols import Batch
+from trajlab.core.spec import SpaceSpec
+from trajlab.data.masks import GroupMasks
+from trajlab.nn.masked import MaskedEnsembleCritic, MaskedTanhGaussianPolicy
+from trajlab.nn.training import LogScalar, frozen_copy
+
+
+@dataclass(frozen=True)
+class MaskedSACConfig(SACConfig):
+    hidden: tuple[int, ...] = (128, 128)
+    """Hidden layer widths of every sub-network (the paper: 128 x 128)."""
+    critic_layer_norm: bool = True
+    """Layer normalisation after each hidden layer of the critics' sub-networks (the paper: True)."""
+    actor_layer_norm: bool = True
+    """Layer normalisation after each hidden layer of the policy's sub-networks (the paper: True)."""
+    ensemble_size: int = 20
+    """K, the sub-networks of every masked ensemble (even; each group trains K/2 of them)."""
+    group_size: int = 5_000
+    """Consecutive transitions that share one member mask (an experience group)."""
+    mask_seed: int | None = None
+    """Seed of the group masks; None means the agent's seed."""
+
+
+@AGENTS.register("masked_sac")
+class MaskedSAC(SAC):
+    """SAC whose actor and critics are masked ensembles; networks as SAC's, plus `deploy_mask` for acting."""
+
+    name = "masked_sac"
+    config_class = MaskedSACConfig
+
+    def __init__(self, spec: SpaceSpec, config: MaskedSACConfig | None = None, *, device: str = "cpu",
+                 seed: int = 0, runtime: RuntimeOptions = RuntimeOptions()):
+        config = config or MaskedSACConfig()
+        if spec.discrete:
+            raise TrajlabError("masked_sac needs continuous actions")
+        self.deploy_mask: Tensor | None = None
+        super().__init__(spec, config, device=device, seed=seed, runtime=runtime)
+        # the online trainer builds its replay buffer with these, so every stored transition gets its group's mask
+        self.group_masks = GroupMasks(config.ensemble_size, config.group_size,
+                                      seed if config.mask_seed is None else config.mask_seed)
+
+    def _new_networks(self) -> dict[str, torch.nn.Module]:
+        spec, config = self.spec, self.config
+        critic = MaskedEnsembleCritic(config.num_critics, config.ensemble_size, spec.observation_dim,
+                                      spec.action_dim, config.hidden, layer_norm=config.critic_layer_norm,
+                                      dropout=config.critic_dropout).to(self.device)
+        actor = MaskedTanhGaussianPolicy(config.ensemble_size, spec.observation_dim, spec.action_dim, config.hidden,
+                                         layer_norm=config.actor_layer_norm)
+        return {"actor": actor.to(self.device), "critic": critic, "critic_target": frozen_copy(critic),
+                "alpha": LogScalar(config.initial_alpha).to(self.device)}
+
+    def _member_mask(self, batch: Batch) -> dict[str, Tensor | None]:
+        return {"mask": batch.masks}
+
+    @property
+    def num_members(self) -> int:
+        return int(self.config.ensemble_size)
+
+    # --- acting under a mask ----------------------------------------------------------------------------
+    def _policy_action(self, observations: Tensor, deterministic: bool) -> Tensor:
+        return self._masked_action(observations, self.deploy_mask, deterministic)
+
+    def _masked_action(self, observations: Tensor, mask: Tensor | None, deterministic: bool) -> Tensor:
+        action, _ = self.actor(observations, deterministic, mask=mask)
+        return action * self._action_half_range + self._action_centre
+
+    @torch.no_grad()
+    def act_masked(self, observations: np.ndarray, masks: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """Actions for observations [N, obs] each under its own member mask [N, K] (batched evaluation)."""
+        obs = torch.as_tensor(np.array(observations, dtype=np.float32), device=self.device)
+        mask = torch.as_tensor(np.asarray(masks, dtype=bool), device=self.device)
+        return self._masked_action(obs, mask, deterministic).cpu().numpy()
+
+    @torch.no_grad()
+    def masked_q(self, observations: Tensor, actions: Tensor, mask: Tensor | None) -> Tensor:
+        """min over the critics of Q(s, a) [N] under `mask` ([K] or [N, K]), for actions in env units."""
+        q = self.critic(observations.to(self.device), self.normalized_actions(actions.to(self.device)), mask=mask)
+        return q.min(dim=0).values
+
+    @torch.no_grad()
+    def masked_log_prob(self, observations: Tensor, actions: Tensor, mask: Tensor | None) -> Tensor:
+        """log pi(a|s) [N] under `mask`, for actions in env units."""
+        return self.actor.log_prob(observations.to(self.device), self.normalized_actions(actions.to(self.device)),
+                                   mask=mask)
+
+    def set_deploy_mask(self, mask: np.ndarray | Tensor | None) -> None:
+        """Act with this member mask [K] from now on (None: every member)."""
+        if mask is None:
+            self.deploy_mask = None
+            return
+        mask = torch.as_tensor(np.asarray(mask, dtype=bool), device=self.device)
+        if mask.shape != (self.num_members,) or not bool(mask.any()):
+            raise TrajlabError(f"a deploy mask needs {self.num_members} entries with at least one member on, "
+                               f"got shape {tuple(mask.shape)}")
+        self.deploy_mask = mask
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"deploy_mask": None if self.deploy_mask is None else self.deploy_mask.cpu().tolist()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.set_deploy_mask(state.get("deploy_mask"))

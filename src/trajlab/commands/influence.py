@@ -1,0 +1,339 @@
+"""`trajlab influence train | estimate | amend`: PIToD influence of experience groups, from one masked SAC run.
+
+`train` is `trajlab train-online` with the masked SAC (`masked_sac`): every group of `group_size` transitions
+carries a member mask, and the run directory keeps the final replay buffer (`replay.npz`, masks included); with
+`estimate_every` it also estimates every group's influence during training (`influence_history.json`, a heat map
+of influence per group over training time), without changing the training's random stream.
+`estimate RUN` scores every group's flipped mask (`trajlab.influence.pitod`) into its own run directory
+(default RUN/influence). `amend RUN` writes the agent with the flipped mask of the group whose removal scores
+best as a normal checkpoint, with the return before and after.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trajlab.algos.base import preserved_random_state, save_agent
+from trajlab.core.config import from_dict, load_preset, replace, to_dict
+from trajlab.core.errors import TrajlabError
+from trajlab.core.io import write_json_atomic
+from trajlab.core.rundir import RunDirectory
+from trajlab.data.replay import ReplayBuffer
+from trajlab.eval.rollouts import evaluate
+from trajlab.influence.pitod import (
+    REPLAY_FILE,
+    Estimate,
+    EstimateConfig,
+    Group,
+    amended,
+    best_removal,
+    load_masked_run,
+    select_groups,
+)
+from trajlab.influence.pitod import estimate as estimate_influence
+from trajlab.report.sections.influence import influence_heatmap, write_influence_report
+from trajlab.training.online import OnlineTrainConfig, OnlineTrainResult, agent_config_for, load_online_config
+from trajlab.training.online import run as run_online
+
+ALGO = "masked_sac"
+HISTORY_FILE = "influence_history.json"
+ESTIMATE_DIR = "influence"
+
+
+@dataclass(frozen=True)
+class InfluencePreset:
+    """A preset configs/influence/<name>.yaml."""
+
+    env_id: str = "Pendulum-v1"
+    """Environment `train` uses unless --env names one."""
+    train_preset: str = "quick"
+    """Masked SAC training preset: configs/online/masked_sac/<train_preset>.yaml."""
+    estimate: dict[str, Any] = field(default_factory=dict)
+    """EstimateConfig fields (n_eval, bias_episodes, bias_pairs, loss_samples, ...)."""
+
+
+@dataclass(frozen=True)
+class InfluenceTrainConfig:
+    """`trajlab influence train`: a masked SAC run whose groups' influences can be estimated."""
+
+    env_id: str | None = None
+    """Environment (None: the preset's)."""
+    preset: str = "quick"
+    """Preset: configs/influence/<preset>.yaml (quick: CPU minutes; paper: Hopper-v5 at the paper's settings)."""
+    steps: int | None = None
+    """Environment steps (None: the training preset's)."""
+    learning_starts: int | None = None
+    """Uniform random actions for this many first steps (None: the training preset's)."""
+    group_size: int | None = None
+    """Consecutive transitions per experience group (None: the preset's)."""
+    ensemble_size: int | None = None
+    """K, sub-networks per masked ensemble (None: the preset's)."""
+    seed: int = 0
+    """Seed of the networks, masks, environment and minibatches."""
+    device: str = "cpu"
+    """Torch device of the agent."""
+    num_threads: int | None = None
+    """Torch intra-op threads (None: the preset's)."""
+    estimate_every: int = 0
+    """Estimate every group's influence every this many env steps during training, with the preset's estimate
+    settings (0: never; `trajlab influence estimate` estimates from the final agent)."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Further masked SAC options (KEY=VALUE)."""
+
+
+@dataclass(frozen=True)
+class InfluenceEstimateConfig:
+    """`trajlab influence estimate`: influences of a trained run's groups."""
+
+    run: str = ""
+    """Run directory written by `trajlab influence train`."""
+    out: str | None = None
+    """Where the estimate goes (None: RUN/influence)."""
+    preset: str = "quick"
+    """Preset whose `estimate` section gives the defaults: configs/influence/<preset>.yaml."""
+    n_eval: int | None = None
+    """Deterministic evaluation episodes per mask (None: the preset's)."""
+    groups: tuple[int, ...] | None = None
+    """Group ids to estimate, comma-separated on the command line (None: every group the replay buffer holds)."""
+    scores: tuple[str, ...] | None = None
+    """Influences to estimate, comma-separated on the command line: return, bias, td, policy (None: the
+    preset's)."""
+    seed: int = 0
+    """Seed of the evaluation episodes and the loss samples."""
+    overwrite: bool = False
+    """Replace an estimate already in --out."""
+
+
+@dataclass(frozen=True)
+class InfluenceAmendConfig:
+    """`trajlab influence amend`: the agent with one group switched off, as a normal checkpoint."""
+
+    run: str = ""
+    """Run directory written by `trajlab influence train`."""
+    out: str = ""
+    """Run directory of the amended agent."""
+    estimate: str | None = None
+    """Estimate directory whose influences choose the group (None: RUN/influence)."""
+    by: str = "return"
+    """Amend by the group whose removal gives the highest return or the lowest bias (return, bias)."""
+    group: int | None = None
+    """Switch off this group instead of the estimate's choice."""
+    n_eval: int = 10
+    """Evaluation episodes of the agent before and after."""
+    seed: int = 0
+    """Seed of the evaluation episodes."""
+    overwrite: bool = False
+    """Replace a run already in --out."""
+
+
+def load_influence_preset(preset: str) -> InfluencePreset:
+    return load_preset(InfluencePreset, "influence", preset)
+
+
+# --- train -------------------------------------------------------------------------------------------------
+def online_config(config: InfluenceTrainConfig) -> OnlineTrainConfig:
+    """The masked SAC training run of `config` (checked: a group must fit in the run)."""
+    preset = load_influence_preset(config.preset)
+    overrides = dict(config.overrides)
+    for name in ("group_size", "ensemble_size"):
+        if getattr(config, name) is not None:
+            overrides[name] = getattr(config, name)
+    online = load_online_config(ALGO, preset.train_preset, env_id=config.env_id or preset.env_id,
+                                total_steps=config.steps, learning_starts=config.learning_starts,
+                                seed=config.seed, device=config.device,
+                                num_threads=config.num_threads, overrides=overrides)
+    group_size = agent_config_for(online).group_size
+    if group_size > online.total_steps:
+        raise TrajlabError(f"group size {group_size} is larger than the run's {online.total_steps} steps: every "
+                           "transition would be in one group; lower --group-size or raise --steps")
+    return online
+
+
+def train(config: InfluenceTrainConfig, *, out: str | Path | None = None, resume: bool = False,
+          overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train masked SAC into a run directory that keeps its final replay buffer (with masks)."""
+    online = online_config(config)
+    if config.estimate_every < 0:
+        raise TrajlabError(f"estimate_every must be 0 or positive, got {config.estimate_every}")
+    path = Path(out) if out is not None else Path("runs") / f"influence_{online.env_id}_seed{online.seed}"
+    history = _History(path / HISTORY_FILE, online.env_id, estimate_config(InfluenceEstimateConfig(
+        preset=config.preset, seed=config.seed)), resume=resume)
+    callback = history.record if config.estimate_every else None
+    if config.estimate_every:
+        online = replace(online, callback_every=config.estimate_every)
+    return run_online(online, out=path, resume=resume, overwrite=overwrite, progress=progress,
+                      after_training=history.finish, callback=callback)
+
+
+class _History:
+    """Influence estimates taken during training, kept in the run directory after each one (atomic writes)."""
+
+    def __init__(self, path: Path, env_id: str, settings: EstimateConfig, *, resume: bool) -> None:
+        self.path, self.env_id, self.settings = path, env_id, settings
+        self.entries: list[dict[str, Any]] = json.loads(path.read_text()) if resume and path.is_file() else []
+        self.session_started = False
+
+    def record(self, step: int, agent: Any, replay: ReplayBuffer) -> None:
+        if not self.session_started:  # a resumed run redoes the estimates after its checkpoint
+            self.entries = [entry for entry in self.entries if entry["step"] < step]
+            self.session_started = True
+        # estimates draw random numbers (stochastic bias rollouts); the training must not notice them
+        with preserved_random_state(agent.device):
+            found = estimate_influence(agent, replay, self.env_id, self.settings)
+        self.entries.append({"step": step, "groups": [group.group for group in found.groups], "base": found.base,
+                             "influence": {score: values.tolist() for score, values in found.influence.items()}})
+        write_json_atomic(self.path, self.entries)
+
+    def finish(self, run_dir: RunDirectory, result: OnlineTrainResult, config: OnlineTrainConfig) -> None:
+        from trajlab.commands.train import plot_learning_curve
+
+        result.replay.save(run_dir.path / REPLAY_FILE)
+        plot_learning_curve(run_dir, result, config)
+        if self.entries:
+            influence_heatmap(run_dir.plots / "influence_heatmap.png", self.entries, "return")
+
+
+# --- estimate ----------------------------------------------------------------------------------------------
+def estimate_config(config: InfluenceEstimateConfig) -> EstimateConfig:
+    values = {**load_influence_preset(config.preset).estimate, "seed": config.seed}
+    for name in ("n_eval", "scores"):
+        if getattr(config, name) is not None:
+            values[name] = getattr(config, name)
+    return from_dict(EstimateConfig, values, where=f"influence/{config.preset} estimate")
+
+
+def estimate(config: InfluenceEstimateConfig) -> dict[str, Any]:
+    """Estimate influences and write them (result.json, plots, report.html); returns result.json's content."""
+    settings = estimate_config(config)
+    agent, replay, env_id = load_masked_run(config.run)
+    select_groups(replay, None if config.groups is None else list(config.groups))  # unknown ids: before any write
+    out = Path(config.out) if config.out is not None else Path(config.run) / ESTIMATE_DIR
+    check_free(out, config.overwrite)
+    stored = {"run": config.run, "estimate": to_dict(settings), "groups": config.groups}
+    found = estimate_influence(agent, replay, env_id, settings,
+                               groups=None if config.groups is None else list(config.groups))
+    run_dir = RunDirectory.create(out, stored, command="influence estimate", overwrite=config.overwrite)
+    result = estimate_result(found, config.run, env_id, replay, settings)
+    result["plots"] = write_influence_report(run_dir, result)
+    result["run_dir"] = str(run_dir.path)
+    run_dir.write_result(result)
+    return result
+
+
+def estimate_result(found: Estimate, run: str, env_id: str, replay: ReplayBuffer,
+                    settings: EstimateConfig) -> dict[str, Any]:
+    """result.json of an estimate: per group its id ranges and influences, the all-member scores, rankings."""
+    assert replay.group_masks is not None
+    groups = [{"group": group.group, "transition_ids": list(group.transition_ids),
+               "episode_ids": list(group.episode_ids), "size": group.size,
+               "mask": group.mask.astype(int).tolist(),
+               "influence": {score: float(values[index]) for score, values in found.influence.items()}}
+              for index, group in enumerate(found.groups)]
+    ranked = found.ranked("return") if "return" in found.influence else []
+    return {"run": run, "env_id": env_id, "group_size": replay.group_masks.group_size,
+            "num_members": replay.group_masks.num_members, "scores": list(found.influence),
+            "base": found.base, "groups": groups, "most_harmful": ranked[:1], "most_helpful": ranked[-1:],
+            "settings": to_dict(settings)}
+
+
+def check_free(out: Path, overwrite: bool) -> None:
+    """Refuse a taken output folder before the work, not after it (RunDirectory.create would, but late)."""
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise TrajlabError(f"{out}: a run is already there (use --overwrite or another --out)")
+
+
+# --- amend -------------------------------------------------------------------------------------------------
+def amend(config: InfluenceAmendConfig) -> dict[str, Any]:
+    """Switch off one group (the estimate's best removal, or `group`) and write the agent as a checkpoint."""
+    if not config.out:
+        raise TrajlabError("amend needs --out, the run directory of the amended agent")
+    agent, replay, env_id = load_masked_run(config.run)
+    group = _amend_group(config, replay)
+    check_free(Path(config.out), config.overwrite)
+    fixed = amended(agent, group)
+    before, after = (evaluate(candidate, env_id, episodes=config.n_eval, seed=config.seed)
+                     for candidate in (agent, fixed))
+    run_dir = RunDirectory.create(config.out, to_dict(config), command="influence amend", overwrite=config.overwrite)
+    checkpoint = save_agent(run_dir.checkpoint_path("final"), fixed,
+                            {"env_id": env_id, "amended_from": config.run, "removed_group": group.group})
+    result = {"run": config.run, "env_id": env_id, "group": group.group, "by": config.by,
+              "transition_ids": list(group.transition_ids), "deploy_mask": (~group.mask).astype(int).tolist(),
+              "return_before": before.mean_return, "return_after": after.mean_return,
+              "checkpoint": str(checkpoint), "run_dir": str(run_dir.path)}
+    run_dir.write_result(result)
+    return result
+
+
+def _amend_group(config: InfluenceAmendConfig, replay: ReplayBuffer) -> Group:
+    if config.group is not None:
+        return select_groups(replay, [config.group])[0]
+    source = Path(config.estimate) if config.estimate is not None else Path(config.run) / ESTIMATE_DIR
+    saved = RunDirectory.open(source).result()
+    groups = select_groups(replay, [item["group"] for item in saved["groups"]])
+    values = {score: np.asarray([item["influence"][score] for item in saved["groups"]]) for score in saved["scores"]}
+    return best_removal(Estimate(groups, saved["base"], values), by=config.by)
+
+
+# --- leave-one-out -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class InfluenceLooConfig:
+    """`trajlab influence loo`: leave-one-out influences, the reference for PIToD's."""
+
+    run: str = ""
+    """Run directory written by `trajlab influence train`."""
+    out: str | None = None
+    """Where the result goes (None: RUN/loo)."""
+    estimate: str | None = None
+    """PIToD estimate to compare with (None: RUN/influence when it is there)."""
+    groups: tuple[int, ...] | None = None
+    """Group ids to leave out, comma-separated on the command line (None: every group the replay buffer holds)."""
+    updates: int = 75_000
+    """Updates of each fresh agent (the paper: 75,000 train() calls, 300k updates at UTD 4)."""
+    n_eval: int = 10
+    """Deterministic evaluation episodes of each retrained agent."""
+    seed: int = 0
+    """Seed of the fresh agents, their minibatches and evaluations."""
+    executor: str = "local"
+    """Where the retrainings run: local (process pool), ray, or serial (in this process)."""
+    overwrite: bool = False
+    """Replace a result already in --out."""
+
+
+def loo(config: InfluenceLooConfig, *, progress: bool = True) -> dict[str, Any]:
+    """Leave-one-out influence of every group, with its rank correlation to PIToD's when an estimate exists."""
+    from trajlab.influence.loo import LooConfig, leave_one_out
+
+    _, replay, env_id = load_masked_run(config.run)
+    select_groups(replay, None if config.groups is None else list(config.groups))
+    out = Path(config.out) if config.out is not None else Path(config.run) / "loo"
+    check_free(out, config.overwrite)
+    settings = LooConfig(updates=config.updates, n_eval=config.n_eval, seed=config.seed, executor=config.executor)
+    found = leave_one_out(config.run, settings, None if config.groups is None else list(config.groups),
+                          progress=progress)
+    run_dir = RunDirectory.create(out, to_dict(config), command="influence loo", overwrite=config.overwrite)
+    result = {"run": config.run, "env_id": env_id, "reference_return": found.reference_return,
+              "groups": [{"group": group, "return": float(value), "influence": float(influence)}
+                         for group, value, influence in zip(found.groups, found.returns, found.influence)],
+              **_compare_with_pitod(config, found.groups, found.influence), "run_dir": str(run_dir.path)}
+    run_dir.write_result(result)
+    return result
+
+
+def _compare_with_pitod(config: InfluenceLooConfig, groups: list[int], influence: np.ndarray) -> dict[str, Any]:
+    """PIToD's return influence of the same groups and the Spearman rank correlation (None without an estimate)."""
+    source = Path(config.estimate) if config.estimate is not None else Path(config.run) / ESTIMATE_DIR
+    if config.estimate is None and not (source / "result.json").is_file():
+        return {"pitod_influence": None, "spearman": None}
+    saved = {item["group"]: item["influence"].get("return") for item in RunDirectory.open(source).result()["groups"]}
+    pitod = [saved.get(group) for group in groups]
+    if any(value is None for value in pitod) or len(groups) < 2:
+        return {"pitod_influence": pitod, "spearman": None}
+    from scipy.stats import spearmanr
+
+    correlation = float(spearmanr(pitod, influence).statistic)
+    return {"pitod_influence": pitod, "spearman": None if np.isnan(correlation) else correlation}

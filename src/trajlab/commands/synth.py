@@ -1,0 +1,330 @@
+"""`trajlab synth pretrain|finetune|sample|evaluate|attack`: PrivTranR's DP synthetic transitions as commands.
+
+    trajlab synth pretrain --public D1.h5,D2.h5 --out RUN
+    trajlab synth finetune RUN --private D.h5 --epsilon 10 --delta 1e-6 --out RUN2
+    trajlab synth sample RUN2 --n 100000 --out DATA.h5
+    trajlab synth evaluate DATA.h5 --real D.h5 --out EVAL
+    trajlab synth attack RUN2 --private D.h5 --out ATTACK
+
+Each checks its request (files, spaces, budget, sizes) before it writes anything. Presets live in
+configs/synth/<preset>.yaml, one section per command.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trajlab.core.config import from_dict, load_yaml, preset_path
+from trajlab.core.errors import TrajlabError
+from trajlab.core.io import atomic_path
+from trajlab.core.rundir import RunDirectory
+from trajlab.core.seeding import seed_everything, set_threads
+from trajlab.data.dataset import TransitionDataset
+from trajlab.privacy.diffusion import DiffusionConfig
+from trajlab.privacy.membership import AttackConfig
+from trajlab.privacy.training import DPConfig, OptimConfig
+
+MEMBERS_FILE = "members.npz"
+MODEL = "final"
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Non-DP pre-training on public data (presets: configs/synth/<preset>.yaml, section `pretrain`)."""
+
+    public: tuple[str, ...]
+    """Public datasets (trajlab HDF5), comma-separated; their statistics standardise every later model."""
+    out: str
+    """Run directory to write."""
+    preset: str = "quick"
+    """Preset: configs/synth/<preset>.yaml (quick: CPU minutes; paper: PrivTranR's settings)."""
+    steps: int = 100_000
+    """Pre-training steps."""
+    batch_size: int = 256
+    """Minibatch size (SynthER: 1,024, or 256 under 800k rows)."""
+    diffusion: DiffusionConfig = DiffusionConfig()
+    """The denoiser and sampler."""
+    optim: OptimConfig = OptimConfig()
+    """Adam, schedule, clipping and EMA."""
+    seed: int = 0
+    """Seed of initialisation, batches and noise."""
+    threads: int | None = None
+    """Torch CPU threads (default: torch's choice)."""
+    log_every: int = 100
+    """Write the mean loss to metrics.csv every this many steps."""
+    overwrite: bool = False
+    """Replace a run already in `out`."""
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """DP-SGD fine-tuning of a pre-trained model on private data (section `finetune`)."""
+
+    pretrained: str
+    """Run directory of `trajlab synth pretrain` (or its checkpoint file)."""
+    private: str
+    """The private dataset (trajlab HDF5), in the public data's spaces."""
+    out: str
+    """Run directory to write."""
+    preset: str = "quick"
+    """Preset: configs/synth/<preset>.yaml (quick: CPU minutes; paper: PrivTranR's settings)."""
+    dp: DPConfig = DPConfig()
+    """The privacy budget and DP-SGD settings."""
+    optim: OptimConfig = OptimConfig()
+    """Adam, schedule and EMA (the per-sample clip replaces the global one)."""
+    seed: int = 0
+    """Seed of the member split, Poisson batches, DP noise and diffusion noise."""
+    threads: int | None = None
+    """Torch CPU threads (default: torch's choice)."""
+    log_every: int = 10
+    """Write the mean loss to metrics.csv every this many steps."""
+    overwrite: bool = False
+    """Replace a run already in `out`."""
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """Draw synthetic transitions from a model (section `sample`)."""
+
+    model: str
+    """Run directory of `trajlab synth finetune` or `pretrain` (or its checkpoint file)."""
+    out: str
+    """The synthetic dataset file to write (trajlab HDF5)."""
+    num: int = 100_000
+    """Transitions to draw (rows that come out NaN are dropped and counted)."""
+    preset: str = "quick"
+    """Preset: configs/synth/<preset>.yaml."""
+    chunk: int = 10_000
+    """Transitions denoised at once (bounds memory)."""
+    seed: int = 0
+    """Seed of the sampler."""
+    threads: int | None = None
+    """Torch CPU threads (default: torch's choice)."""
+    overwrite: bool = False
+    """Replace the file in `out`."""
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Fidelity of synthetic against real transitions (section `evaluate`)."""
+
+    synthetic: str
+    """The synthetic dataset (from `trajlab synth sample`)."""
+    real: str
+    """The real dataset to compare with (e.g. the private data's held-out part, or all of it)."""
+    out: str
+    """Run directory to write (result.json, plots/marginals.png, report.html)."""
+    preset: str = "quick"
+    """Preset: configs/synth/<preset>.yaml."""
+    max_rows: int = 5000
+    """Rows of each side compared (a random subset above this; sdmetrics is quadratic in columns, linear here)."""
+    seed: int = 0
+    """Seed of the row subsets."""
+    overwrite: bool = False
+    """Replace a run already in `out`."""
+
+
+def load_synth_config(cls: type, section: str, preset: str, **values: Any) -> Any:
+    """`cls` from configs/synth/<preset>.yaml's `section`, with non-None `values` on top (nested: key by key)."""
+    path = preset_path("synth", preset)
+    if not path.is_file():
+        available = sorted(p.stem for p in path.parent.glob("*.yaml")) if path.parent.is_dir() else []
+        raise TrajlabError(f"unknown preset {preset!r} for synth; available: {', '.join(available) or 'none'}")
+    merged = dict((load_yaml(path) or {}).get(section) or {})
+    for key, value in values.items():
+        if isinstance(value, dict):
+            merged[key] = {**(merged.get(key) or {}), **{k: v for k, v in value.items() if v is not None}}
+        elif value is not None:
+            merged[key] = value
+    return from_dict(cls, {**merged, "preset": preset}, where=f"synth/{preset}.{section}")
+
+
+# --- pretrain --------------------------------------------------------------------------------------------------
+def run_pretrain(config: PretrainConfig) -> dict[str, Any]:
+    from trajlab.privacy.training import new_model, pretrain, save_model
+
+    set_threads(config.threads)
+    if config.steps < 1 or config.batch_size < 1:
+        raise TrajlabError("steps and batch_size must be at least 1")
+    public = [TransitionDataset.load(path) for path in config.public]
+    seed_everything(config.seed)
+    bundle = new_model(public, config.diffusion, config.seed)
+    run_dir = RunDirectory.create(config.out, config, command="synth pretrain", overwrite=config.overwrite)
+    started = time.perf_counter()
+    losses = pretrain(bundle, public, steps=config.steps, batch_size=config.batch_size, optim=config.optim,
+                      seed=config.seed, log=run_dir.log_metrics, log_every=config.log_every)
+    bundle.info = {"env_id": public[0].metadata.get("env_id"), "public_sources": list(config.public),
+                   "private_sources": [], "privacy": None}
+    checkpoint = save_model(run_dir.checkpoint_path(MODEL), bundle)
+    result = {"run_dir": str(run_dir.path), "checkpoint": str(checkpoint), "steps": config.steps,
+              "final_loss": float(np.mean(losses[-config.log_every:])), "public_sources": list(config.public),
+              "public_transitions": int(sum(len(ds) for ds in public)),
+              "wall_time_s": time.perf_counter() - started}
+    run_dir.write_result(result)
+    return result
+
+
+# --- finetune --------------------------------------------------------------------------------------------------
+def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
+    from trajlab.privacy.training import check_dp_request, check_same_space, load_model, split_members
+
+    set_threads(config.threads)
+    bundle = load_model(_model_checkpoint(config.pretrained))
+    private = TransitionDataset.load(config.private)
+    check_same_space(bundle, private)
+    split = split_members(private, config.dp.member_fraction, config.seed)
+    check_dp_request(config.dp, len(split.members))
+    run_dir = RunDirectory.create(config.out, config, command="synth finetune", overwrite=config.overwrite)
+    _write_members(run_dir.path / MEMBERS_FILE, split.members, split.non_members)
+    return _finetune(config, bundle, private, split, run_dir)
+
+
+def _finetune(config: FinetuneConfig, bundle: Any, private: TransitionDataset, split: Any,
+              run_dir: RunDirectory) -> dict[str, Any]:
+    from trajlab.privacy.training import finetune_dp, save_model
+
+    seed_everything(config.seed)
+    started = time.perf_counter()
+    report, losses = finetune_dp(bundle, private.subset_transitions(split.members), config.dp, config.optim,
+                                 seed=config.seed, log=run_dir.log_metrics, log_every=config.log_every)
+    bundle.info = {**bundle.info, "privacy": report.to_dict(), "private_sources": [config.private],
+                   "pretrained": config.pretrained}
+    checkpoint = save_model(run_dir.checkpoint_path(MODEL), bundle)
+    result = {"run_dir": str(run_dir.path), "checkpoint": str(checkpoint), "privacy": report.to_dict(),
+              "members": len(split.members), "non_members": len(split.non_members),
+              "members_file": str(run_dir.path / MEMBERS_FILE), "pretrained": config.pretrained,
+              "private_source": config.private, "public_sources": bundle.info.get("public_sources", []),
+              "final_loss": float(np.mean(losses[-config.log_every:])) if losses else None,
+              "wall_time_s": time.perf_counter() - started}
+    run_dir.write_result(result)
+    return result
+
+
+def _write_members(path: Path, members: np.ndarray, non_members: np.ndarray) -> None:
+    """The member and held-out transition ids (what a membership-inference test needs), as plain arrays."""
+    with atomic_path(path) as temp, open(temp, "wb") as handle:
+        np.savez(handle, member_transition_ids=members, non_member_transition_ids=non_members)
+
+
+def read_members(run: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(member, non-member) transition ids of a finetune run."""
+    path = Path(run) / MEMBERS_FILE
+    if not path.is_file():
+        raise TrajlabError(f"{run}: no {MEMBERS_FILE} (not a `trajlab synth finetune` run)")
+    with np.load(path, allow_pickle=False) as arrays:
+        return arrays["member_transition_ids"], arrays["non_member_transition_ids"]
+
+
+def _model_checkpoint(source: str) -> Path:
+    path = Path(source)
+    if path.is_dir():
+        path = path / "checkpoints" / f"{MODEL}.safetensors"
+    if not path.is_file():
+        raise TrajlabError(f"{source}: no synth model (expected a run directory with checkpoints/{MODEL}.safetensors)")
+    return path
+
+
+# --- sample ----------------------------------------------------------------------------------------------------
+def run_sample(config: SampleConfig) -> dict[str, Any]:
+    from trajlab.privacy.synthesis import sample_transitions
+    from trajlab.privacy.training import load_model
+
+    set_threads(config.threads)
+    bundle = load_model(_model_checkpoint(config.model))
+    target = Path(config.out)
+    if target.exists() and not config.overwrite:
+        raise TrajlabError(f"{target}: file exists (use --overwrite or another --out)")
+    if config.num < 1 or config.chunk < 1:
+        raise TrajlabError("the number of samples and the chunk size must be at least 1")
+    started = time.perf_counter()
+    sampled = sample_transitions(bundle, config.num, seed=config.seed, chunk=config.chunk)
+    dataset = sampled.dataset.with_metadata(dropped_nonfinite_rows=sampled.dropped_nonfinite,
+                                            model=str(config.model))
+    dataset.save(target)
+    meta = dataset.metadata
+    return {"out": str(target), "requested": config.num, "transitions": len(dataset),
+            "dropped_nonfinite": sampled.dropped_nonfinite, "epsilon": meta["epsilon"], "delta": meta["delta"],
+            "accountant": meta["accountant"], "noise_multiplier": meta["noise_multiplier"],
+            "public_sources": meta["public_sources"], "private_sources": meta["private_sources"],
+            "terminal_rate": float(dataset.terminals.mean()) if len(dataset) else None,
+            "wall_time_s": time.perf_counter() - started}
+
+
+# --- evaluate --------------------------------------------------------------------------------------------------
+def run_evaluate(config: EvaluateConfig) -> dict[str, Any]:
+    from trajlab.privacy.fidelity import fidelity
+    from trajlab.report.sections.privacy import plot_marginals, write_synth_report
+
+    synthetic, real = TransitionDataset.load(config.synthetic), TransitionDataset.load(config.real)
+    if config.max_rows < 2:
+        raise TrajlabError("max_rows must be at least 2")
+    scores = fidelity(real, synthetic, max_rows=config.max_rows, seed=config.seed)
+    run_dir = RunDirectory.create(config.out, config, command="synth evaluate", overwrite=config.overwrite)
+    plot = plot_marginals(real, synthetic, run_dir.plots / "marginals.png")
+    meta = synthetic.metadata
+    result = {"run_dir": str(run_dir.path), "synthetic": config.synthetic, "real": config.real,
+              "fidelity": scores.to_dict(), "column_shapes": scores.column_shapes,
+              "column_pair_trends": scores.column_pair_trends, "epsilon": meta.get("epsilon"),
+              "delta": meta.get("delta"), "accountant": meta.get("accountant"), "plots": [str(plot)]}
+    write_synth_report(run_dir.path / "report.html", result, [str(plot)])
+    run_dir.write_result(result)
+    return result
+
+
+# --- attack ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AttackRunConfig:
+    """Loss-based membership inference on a fine-tuned model (section `attack`)."""
+
+    model: str
+    """Run directory of `trajlab synth finetune` (its members.npz says who was trained on)."""
+    private: str
+    """The private dataset the run fine-tuned on."""
+    out: str
+    """Run directory to write."""
+    synthetic: str | None = None
+    """Also check released samples (from `trajlab synth sample`): distance to the closest member vs non-member."""
+    preset: str = "quick"
+    """Preset: configs/synth/<preset>.yaml."""
+    attack: AttackConfig = AttackConfig()
+    """The attack's noise level and repeats."""
+    seed: int = 0
+    """Seed of the attack's noise."""
+    threads: int | None = None
+    """Torch CPU threads (default: torch's choice)."""
+    overwrite: bool = False
+    """Replace a run already in `out`."""
+
+
+def run_attack(config: AttackRunConfig) -> dict[str, Any]:
+    from trajlab.privacy.membership import distance_to_closest_record, membership_attack
+    from trajlab.privacy.training import check_same_space, load_model
+
+    set_threads(config.threads)
+    bundle = load_model(_model_checkpoint(config.model))
+    members, non_members = read_members(config.model)
+    private = TransitionDataset.load(config.private)
+    check_same_space(bundle, private)
+    missing = np.setdiff1d(np.concatenate([members, non_members]), private.transition_ids)
+    if missing.size:
+        raise TrajlabError(f"{config.private}: {missing.size} of the run's member/held-out ids are not in this "
+                           "dataset (not the data the run fine-tuned on?)")
+    synthetic = None if config.synthetic is None else TransitionDataset.load(config.synthetic)
+    if synthetic is not None:
+        check_same_space(bundle, synthetic, "synthetic")
+    run_dir = RunDirectory.create(config.out, config, command="synth attack", overwrite=config.overwrite)
+    member_data, non_member_data = private.subset_transitions(members), private.subset_transitions(non_members)
+    scores = membership_attack(bundle, member_data, non_member_data, config.attack, config.seed)
+    closest = None if synthetic is None else \
+        distance_to_closest_record(bundle, synthetic, member_data, non_member_data, seed=config.seed)
+    privacy = bundle.info.get("privacy") or {}
+    result = {"run_dir": str(run_dir.path), "model": config.model, "attack": scores,
+              "distance_to_closest_record": closest, "epsilon": privacy.get("epsilon_rdp"),
+              "delta": privacy.get("delta")}
+    run_dir.write_result(result)
+    return result

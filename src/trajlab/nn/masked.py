@@ -1,0 +1,118 @@
+"""Masked (turn-over dropout) ensembles: K complete sub-MLPs whose outputs are averaged under a member mask.
+
+PIToD (Hiraoka et al., RLC 2025) gives every group of experiences a mask m in {0, 1}^K with K/2 ones; a sample
+trains only the members its mask selects, so the members outside it (the "flipped" mask 1 - m) form a model that
+never saw the group. The output under m is sum_k m_k f_k(x) / sum_k m_k: an excluded member is multiplied by an
+exact 0, so it receives exactly zero gradient from that sample. No mask means the average of all members.
+
+The K sub-networks are one `EnsembleMLP` (weights [K, in, out], one batched product per layer), so K members cost
+one `baddbmm` per layer rather than K modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from trajlab.nn.ensemble import EnsembleMLP
+from trajlab.nn.policies import LOG_STD_MAX, LOG_STD_MIN, TanhGaussianPolicy, squashed_log_prob
+
+
+def masked_mean(outputs: Tensor, mask: Tensor | None) -> Tensor:
+    """Average of member outputs [..., K, B, D] over the members a mask selects -> [..., B, D].
+
+    `mask` is None (all members), [K] (one mask for every sample) or [B, K] (a mask per sample), bool or 0/1.
+    """
+    if mask is None:
+        return outputs.mean(dim=-3)
+    check_mask(mask, outputs.shape[-3], outputs.shape[-2])
+    weights = mask.to(outputs.dtype)
+    weights = weights.unsqueeze(-1) if weights.dim() == 1 else weights.transpose(0, 1)  # -> [K, B] or [K, 1]
+    total = (outputs * weights.unsqueeze(-1)).sum(dim=-3)
+    count = weights.sum(dim=0).clamp_min(1.0).unsqueeze(-1)
+    return total / count
+
+
+def check_mask(mask: Tensor | None, num_members: int, batch_size: int) -> None:
+    """Raise ValueError for a mask that does not fit K members and a batch (a mask selecting no member would
+    silently average nothing)."""
+    if mask is None:
+        return
+    if mask.shape not in ((num_members,), (batch_size, num_members)):
+        raise ValueError(f"mask of shape {tuple(mask.shape)} does not fit {num_members} members and a batch of "
+                         f"{batch_size}: expected [{num_members}] or [{batch_size}, {num_members}]")
+
+
+class MaskedEnsembleMLP(nn.Module):
+    """K sub-MLPs, [B, in] -> [B, out] averaged under a member mask; `members(x)` gives all of them [K, B, out]."""
+
+    def __init__(self, num_members: int, in_dim: int, out_dim: int, hidden: Sequence[int] = (128, 128), *,
+                 layer_norm: bool = False, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.num_members = num_members
+        self.body = EnsembleMLP(num_members, in_dim, out_dim, hidden, layer_norm=layer_norm, dropout=dropout)
+
+    def members(self, x: Tensor) -> Tensor:
+        """Every member's output [K, B, out]."""
+        return self.body(x)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        return masked_mean(self.members(x), mask)
+
+
+class MaskedEnsembleCritic(nn.Module):
+    """`num_critics` Q-functions, each a masked ensemble of K sub-MLPs: ([B, obs], [B, act]) -> Q [num_critics, B].
+
+    All num_critics x K sub-networks are one vectorised ensemble, so both Q's cost one batched product per layer;
+    member c * K + k is sub-network k of critic c, and every critic uses the same mask.
+    """
+
+    def __init__(self, num_critics: int, num_members: int, observation_dim: int, action_dim: int,
+                 hidden: Sequence[int] = (128, 128), *, layer_norm: bool = False, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.num_critics, self.num_members = num_critics, num_members
+        self.body = EnsembleMLP(num_critics * num_members, observation_dim + action_dim, 1, hidden,
+                                layer_norm=layer_norm, dropout=dropout)
+
+    def members(self, observations: Tensor, actions: Tensor) -> Tensor:
+        """Every sub-network's Q [num_critics, K, B]."""
+        q = self.body(torch.cat([observations, actions], dim=-1)).squeeze(-1)
+        return q.reshape(self.num_critics, self.num_members, -1)
+
+    def forward(self, observations: Tensor, actions: Tensor, mask: Tensor | None = None) -> Tensor:
+        members = self.members(observations, actions).unsqueeze(-1)  # [C, K, B, 1]
+        return masked_mean(members, mask).squeeze(-1)
+
+
+class MaskedTanhGaussianPolicy(TanhGaussianPolicy):
+    """SAC's tanh-Gaussian policy whose mean and log-std heads are masked ensembles of K sub-MLPs.
+
+    Each sub-network outputs a mean and a log-std; under a mask both are averaged over the selected members (the
+    log-std before clamping), then the policy samples and squashes as `TanhGaussianPolicy` does.
+    """
+
+    def __init__(self, num_members: int, observation_dim: int, action_dim: int, hidden: Sequence[int] = (128, 128),
+                 *, layer_norm: bool = False) -> None:
+        nn.Module.__init__(self)
+        self.num_members = num_members
+        self.body = MaskedEnsembleMLP(num_members, observation_dim, 2 * action_dim, hidden, layer_norm=layer_norm)
+
+    def distribution_params(self, observations: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        mean, log_std = self.body(observations, mask).chunk(2, dim=-1)
+        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+    def forward(self, observations: Tensor, deterministic: bool = False,  # type: ignore[override]
+                mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(action, log_prob [B]) under `mask` (None: all members), sampled as `TanhGaussianPolicy` samples."""
+        mean, log_std = self.distribution_params(observations, mask)
+        pre_tanh = mean if deterministic else mean + log_std.exp() * torch.randn_like(mean)
+        return torch.tanh(pre_tanh), squashed_log_prob(pre_tanh, mean, log_std)
+
+    def log_prob(self, observations: Tensor, actions: Tensor,  # type: ignore[override]
+                 mask: Tensor | None = None) -> Tensor:
+        """log pi(a|s) [B] of given actions in (-1, 1) under `mask`."""
+        mean, log_std = self.distribution_params(observations, mask)
+        pre_tanh = torch.atanh(actions.clamp(-1 + 1e-6, 1 - 1e-6))
+        return squashed_log_prob(pre_tanh, mean, log_std)

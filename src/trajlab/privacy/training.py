@@ -1,0 +1,343 @@
+"""Training the transition diffusion model: non-DP pre-training on public data, DP-SGD fine-tuning on private data.
+
+Both use Adam (beta 0.9, 0.99) with a cosine learning-rate schedule and an EMA copy of the weights (0.995 every
+10 steps; the EMA is what `sample` draws from). Pre-training clips the global gradient norm at 1. Fine-tuning
+goes through Opacus: `make_private_with_epsilon` picks the noise multiplier for the target (epsilon, delta)
+with its RDP accountant, clips every per-sample gradient at C = 1 and draws Poisson batches with its own
+DataLoader (trajlab's sampler draws with replacement, which the accountant does not cover). The EMA of DP
+weights is post-processing, so it costs no budget.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from trajlab.core.checkpoint import load_checkpoint, save_checkpoint
+from trajlab.core.config import from_dict, to_dict
+from trajlab.core.errors import TrajlabError
+from trajlab.core.seeding import torch_generator
+from trajlab.data.dataset import TransitionDataset
+from trajlab.privacy.diffusion import (
+    Denoiser,
+    DiffusionConfig,
+    Standardiser,
+    check_diffusion_config,
+    edm_loss,
+    transition_dim,
+    transition_matrix,
+)
+
+Log = Callable[[int, dict[str, float]], None]
+CHECKPOINT_KIND = "trajlab.synth.transition_diffusion"
+RDP_ORDERS = (*[1 + x / 10.0 for x in range(1, 100)], *range(12, 64), *range(64, 257, 4), 320, 384, 512, 768, 1024)
+"""Renyi orders for Opacus's RDP accountant: its defaults (1.1 ... 63) and higher ones, because at epsilon 10
+with few steps the best order is above 63, where Opacus warns and its bound (so the noise) is needlessly loose."""
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Adam, schedule and EMA shared by pre-training and fine-tuning."""
+
+    learning_rate: float = 3e-4
+    """Adam's initial learning rate (cosine-annealed to 0 over the run)."""
+    beta1: float = 0.9
+    """Adam's beta1."""
+    beta2: float = 0.99
+    """Adam's beta2."""
+    weight_decay: float = 0.0
+    """Adam's weight decay."""
+    grad_clip: float = 1.0
+    """Global gradient-norm clip of non-DP training (DP training clips each sample's gradient instead)."""
+    ema_decay: float = 0.995
+    """Decay of the EMA weights that sampling uses."""
+    ema_every: int = 10
+    """Update the EMA weights every this many steps."""
+
+
+@dataclass(frozen=True)
+class DPConfig:
+    """DP-SGD fine-tuning (PrivTranR: epsilon 10, delta 1e-6, C 1, batch 128, 5 epochs)."""
+
+    epsilon: float = 10.0
+    """Target epsilon of the (epsilon, delta) guarantee per private transition."""
+    delta: float = 1e-6
+    """Target delta; must be below 1/n for n private training transitions."""
+    max_grad_norm: float = 1.0
+    """Per-sample gradient clipping norm C."""
+    batch_size: int = 128
+    """Expected Poisson batch size (sample rate = batch_size / n)."""
+    epochs: int = 5
+    """Epochs over the private training transitions (steps = epochs * ceil(n / batch_size))."""
+    member_fraction: float = 0.8
+    """Share of the private transitions used for training; the rest is held out as non-members."""
+    grad_sample_mode: str = "hooks"
+    """Opacus's per-sample gradient mode: hooks, functorch or ew (expanded weights)."""
+
+
+@dataclass
+class TransitionModel:
+    """A denoiser with its EMA copy, the standardisation it was trained in, and where it came from."""
+
+    model: Denoiser
+    ema: Denoiser
+    standardiser: Standardiser
+    config: DiffusionConfig
+    observation_dim: int
+    action_dim: int
+    action_low: tuple[float, ...]
+    action_high: tuple[float, ...]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dim(self) -> int:
+        return transition_dim(self.observation_dim, self.action_dim)
+
+
+# --- building and saving ---------------------------------------------------------------------------------------
+def new_model(public: Sequence[TransitionDataset], config: DiffusionConfig, seed: int) -> TransitionModel:
+    """A fresh model whose standardisation comes from the (public) datasets given."""
+    check_diffusion_config(config)
+    spec = _common_spec(public)
+    rows = np.concatenate([transition_matrix(ds) for ds in public])
+    torch.manual_seed(seed)
+    model = Denoiser(transition_dim(spec.observation_dim, spec.action_dim), config)
+    return TransitionModel(model, copy.deepcopy(model).requires_grad_(False), Standardiser.fit(rows), config,
+                           spec.observation_dim, spec.action_dim, tuple(spec.action_low), tuple(spec.action_high))
+
+
+def _common_spec(datasets: Sequence[TransitionDataset]) -> Any:
+    if not datasets:
+        raise TrajlabError("no public dataset given")
+    specs = {ds.spec for ds in datasets}
+    if len(specs) > 1:
+        raise TrajlabError("the public datasets have different observation/action spaces")
+    spec = datasets[0].spec
+    if spec.discrete:
+        raise TrajlabError("synthetic transitions need continuous actions; the public data's are discrete")
+    return spec
+
+
+def check_same_space(model: TransitionModel, dataset: TransitionDataset, what: str = "private") -> None:
+    """The data must live in the model's spaces (same dimensions and action bounds)."""
+    spec = dataset.spec
+    if spec.discrete or (spec.observation_dim, spec.action_dim) != (model.observation_dim, model.action_dim):
+        raise TrajlabError(f"{what} data ({spec.observation_dim}-d observations, {spec.action_dim}-d "
+                           f"{'discrete ' if spec.discrete else ''}actions) does not match the public data's "
+                           f"spaces ({model.observation_dim}-d, {model.action_dim}-d)")
+    if not (np.allclose(spec.action_low, model.action_low) and np.allclose(spec.action_high, model.action_high)):
+        raise TrajlabError(f"{what} data's action bounds differ from the public data's")
+
+
+def plain_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
+    """The state of `module` as the plain model names it: Opacus's wrapper adds `_module.` to every key."""
+    return {key.replace("_module.", ""): value for key, value in module.state_dict().items()}
+
+
+def save_model(path: str | Path, bundle: TransitionModel) -> Path:
+    """safetensors of the plain model, its EMA and standardiser; JSON metadata with privacy info and sources."""
+    state = {"model": plain_state_dict(bundle.model), "ema": plain_state_dict(bundle.ema),
+             "standardiser": bundle.standardiser.state()}
+    metadata = {"kind": CHECKPOINT_KIND, "diffusion": to_dict(bundle.config),
+                "observation_dim": bundle.observation_dim, "action_dim": bundle.action_dim,
+                "action_low": list(bundle.action_low), "action_high": list(bundle.action_high), **bundle.info}
+    return save_checkpoint(path, state, metadata)
+
+
+def load_model(path: str | Path) -> TransitionModel:
+    state, metadata = load_checkpoint(path)
+    if metadata.get("kind") != CHECKPOINT_KIND:
+        raise TrajlabError(f"{path}: not a trajlab synth checkpoint")
+    config = from_dict(DiffusionConfig, metadata["diffusion"], where=str(path))
+    dim = transition_dim(metadata["observation_dim"], metadata["action_dim"])
+    model, ema = Denoiser(dim, config), Denoiser(dim, config)
+    try:
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+    except RuntimeError as error:
+        raise TrajlabError(f"{path}: weights do not fit the model ({str(error).splitlines()[0]})") from None
+    keys = ("kind", "diffusion", "observation_dim", "action_dim", "action_low", "action_high")
+    info = {key: value for key, value in metadata.items() if key not in keys}
+    return TransitionModel(model, ema.requires_grad_(False), Standardiser.from_state(state["standardiser"]), config,
+                           metadata["observation_dim"], metadata["action_dim"], tuple(metadata["action_low"]),
+                           tuple(metadata["action_high"]), info)
+
+
+# --- the shared optimisation pieces ----------------------------------------------------------------------------
+class EMA:
+    """ema <- decay * ema + (1 - decay) * model, every `every` steps."""
+
+    def __init__(self, model: nn.Module, ema: nn.Module, decay: float, every: int) -> None:
+        self.source, self.target = list(model.parameters()), list(ema.parameters())
+        self.decay, self.every, self.count = decay, max(every, 1), 0
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.count += 1
+        if self.count % self.every == 0:
+            torch._foreach_lerp_(self.target, self.source, 1 - self.decay)
+
+
+def _adam(model: nn.Module, optim: OptimConfig) -> torch.optim.Adam:
+    return torch.optim.Adam(model.parameters(), lr=optim.learning_rate, betas=(optim.beta1, optim.beta2),
+                            weight_decay=optim.weight_decay)
+
+
+def _cosine(optimizer: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1))
+
+
+# --- pre-training (non-DP, public data) ------------------------------------------------------------------------
+def pretrain(bundle: TransitionModel, public: Sequence[TransitionDataset], *, steps: int, batch_size: int,
+             optim: OptimConfig, seed: int, log: Log | None = None, log_every: int = 100) -> list[float]:
+    """Train `bundle` in place on the public rows for `steps` minibatches; returns the mean loss per step."""
+    for ds in public:
+        check_same_space(bundle, ds, "public")
+    rows = torch.from_numpy(bundle.standardiser.forward(np.concatenate([transition_matrix(ds) for ds in public])))
+    generator = torch_generator(seed)
+    optimizer = _adam(bundle.model, optim)
+    schedule, ema = _cosine(optimizer, steps), EMA(bundle.model, bundle.ema, optim.ema_decay, optim.ema_every)
+    losses = []
+    for step in range(1, steps + 1):
+        batch = rows[torch.randint(len(rows), (batch_size,), generator=generator)]
+        loss = edm_loss(bundle.model, batch, bundle.config, generator).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(bundle.model.parameters(), optim.grad_clip)
+        optimizer.step()
+        schedule.step()
+        ema.step()
+        losses.append(loss.item())
+        if log is not None and (step % log_every == 0 or step == steps):
+            log(step, {"loss": float(np.mean(losses[-log_every:])), "lr": schedule.get_last_lr()[0]})
+    return losses
+
+
+# --- DP fine-tuning (private data) -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MembershipSplit:
+    """Which private transitions trained the model (members) and which were held out (non-members)."""
+
+    members: np.ndarray
+    non_members: np.ndarray
+
+
+def split_members(private: TransitionDataset, fraction: float, seed: int) -> MembershipSplit:
+    """A random `fraction` of the private transition ids as members, the rest held out (both sorted)."""
+    if not 0.0 < fraction <= 1.0:
+        raise TrajlabError(f"member_fraction must be in (0, 1], got {fraction}")
+    order = np.random.default_rng(seed).permutation(len(private))
+    count = int(round(fraction * len(private)))
+    ids = private.transition_ids
+    return MembershipSplit(np.sort(ids[order[:count]]), np.sort(ids[order[count:]]))
+
+
+def check_dp_request(dp: DPConfig, num_members: int) -> None:
+    """Reject a budget or batch that cannot work, before anything is trained or written."""
+    if not dp.epsilon > 0 or not math.isfinite(dp.epsilon):
+        raise TrajlabError(f"epsilon must be a positive number, got {dp.epsilon}")
+    if not 0 < dp.delta < 1 / max(num_members, 1):
+        raise TrajlabError(f"delta must be in (0, 1/n) for n = {num_members} private training transitions "
+                           f"(1/n = {1 / max(num_members, 1):.3g}), got {dp.delta}")
+    if dp.batch_size < 1 or dp.epochs < 1 or dp.max_grad_norm <= 0:
+        raise TrajlabError("batch_size and epochs must be at least 1 and max_grad_norm positive")
+    if num_members < dp.batch_size:
+        raise TrajlabError(f"the private training data ({num_members} transitions) is smaller than the batch "
+                           f"size {dp.batch_size}")
+    if dp.grad_sample_mode not in ("hooks", "functorch", "ew"):
+        raise TrajlabError(f"unknown grad_sample_mode {dp.grad_sample_mode!r}; known: hooks, functorch, ew")
+
+
+@dataclass(frozen=True)
+class PrivacyReport:
+    """What the accountants say about a finished DP fine-tuning."""
+
+    epsilon_target: float
+    delta: float
+    epsilon_rdp: float
+    epsilon_prv: float | None
+    noise_multiplier: float
+    sample_rate: float
+    steps: int
+    max_grad_norm: float
+    num_members: int
+    accountant: str = "rdp"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"epsilon_target": self.epsilon_target, "delta": self.delta, "epsilon_rdp": self.epsilon_rdp,
+                "epsilon_prv": self.epsilon_prv, "noise_multiplier": self.noise_multiplier,
+                "sample_rate": self.sample_rate, "steps": self.steps, "max_grad_norm": self.max_grad_norm,
+                "num_members": self.num_members, "accountant": self.accountant}
+
+
+def finetune_dp(bundle: TransitionModel, members: TransitionDataset, dp: DPConfig, optim: OptimConfig, *,
+                seed: int, log: Log | None = None, log_every: int = 10) -> tuple[PrivacyReport, list[float]]:
+    """DP-SGD fine-tuning of `bundle` (in place) on the member transitions; returns the accountants' report."""
+    from opacus import PrivacyEngine
+
+    check_same_space(bundle, members)
+    check_dp_request(dp, len(members))
+    rows = torch.from_numpy(bundle.standardiser.forward(transition_matrix(members)))
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(rows), batch_size=dp.batch_size,
+                                         generator=torch_generator(seed))
+    with warnings.catch_warnings():
+        # Opacus warns that secure_mode is off (its noise is then not cryptographically secure) on every call
+        warnings.filterwarnings("ignore", message=".*[Ss]ecure.*")
+        engine = PrivacyEngine(accountant="rdp")
+        model, optimizer, dp_loader = engine.make_private_with_epsilon(
+            module=bundle.model, optimizer=_adam(bundle.model, optim), data_loader=loader, target_epsilon=dp.epsilon,
+            target_delta=dp.delta, epochs=dp.epochs, max_grad_norm=dp.max_grad_norm, poisson_sampling=True,
+            grad_sample_mode=dp.grad_sample_mode, noise_generator=torch_generator(seed + 1), alphas=list(RDP_ORDERS))
+    with warnings.catch_warnings():
+        # the data need no gradient, so Opacus's full backward hooks fire on module outputs only: as intended
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        losses = _dp_epochs(model, optimizer, dp_loader, bundle, dp.epochs, optim, seed, log, log_every)
+    bundle.model = model._module if hasattr(model, "_module") else model
+    return _privacy_report(engine, dp, optimizer.noise_multiplier, len(members)), losses
+
+
+def _dp_epochs(model: nn.Module, optimizer: Any, loader: Iterable, bundle: TransitionModel, epochs: int,
+               optim: OptimConfig, seed: int, log: Log | None, log_every: int) -> list[float]:
+    schedule = _cosine(optimizer, epochs * len(loader))  # type: ignore[arg-type]
+    ema, generator, losses = EMA(model, bundle.ema, optim.ema_decay, optim.ema_every), torch_generator(seed + 2), []
+    for _ in range(epochs):
+        for (batch,) in loader:
+            optimizer.zero_grad(set_to_none=True)
+            per_sample = edm_loss(model, batch, bundle.config, generator)
+            # an empty Poisson batch is still a step the accountant counts: its zero-row backward gives Opacus
+            # empty per-sample gradients, and the step adds noise only (a mean over no rows would be NaN)
+            (per_sample.mean() if len(batch) else per_sample.sum()).backward()
+            if len(batch):
+                losses.append(per_sample.mean().item())
+            optimizer.step()
+            schedule.step()
+            ema.step()
+            if log is not None and losses and len(losses) % log_every == 0:
+                log(len(losses), {"loss": float(np.mean(losses[-log_every:])), "lr": schedule.get_last_lr()[0]})
+    return losses
+
+
+def _privacy_report(engine: Any, dp: DPConfig, noise_multiplier: float, num_members: int) -> PrivacyReport:
+    from opacus.accountants import PRVAccountant
+
+    history = list(engine.accountant.history)
+    epsilon_rdp = float(engine.accountant.get_epsilon(dp.delta, alphas=list(RDP_ORDERS)))
+    prv = PRVAccountant()
+    prv.history = history
+    try:
+        epsilon_prv: float | None = float(prv.get_epsilon(dp.delta))
+    except (ValueError, RuntimeError, AssertionError):
+        # PRV's numerical domain can be too small for extreme settings; RDP stays the accountant of record
+        epsilon_prv = None
+    steps = int(sum(entry[2] for entry in history))
+    return PrivacyReport(dp.epsilon, dp.delta, epsilon_rdp, epsilon_prv, float(noise_multiplier),
+                         float(history[-1][1]) if history else 0.0, steps, dp.max_grad_norm, num_members)

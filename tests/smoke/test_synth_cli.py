@@ -1,0 +1,122 @@
+"""`trajlab synth pretrain|finetune|sample|evaluate` end to end with a tiny model, and its bad-input errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from trajlab.cli import main
+from trajlab.data.dataset import TransitionDataset
+from trajlab.testing import synthetic_dataset
+
+TINY = ["--set", "diffusion.width=16", "--set", "diffusion.depth=1", "--set", "diffusion.projection=8",
+        "--set", "diffusion.time_features=4", "--set", "diffusion.sample_steps=4", "--set", "batch_size=32",
+        "--set", "log_every=2"]
+
+
+def cli(*args: object) -> int:
+    try:
+        main([str(arg) for arg in args])
+    except SystemExit as exit:
+        return int(exit.code or 0)
+    return 0
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    synthetic_dataset(num_episodes=4, episode_length=20, seed=1).save(root / "public.h5")
+    synthetic_dataset(num_episodes=8, episode_length=25, seed=2).save(root / "private.h5")
+    code = cli("synth", "pretrain", "--public", root / "public.h5", "--out", root / "pre", "--steps", 4,
+               "--threads", 1, *TINY)
+    assert code == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def finetuned(pretrained):
+    code = cli("synth", "finetune", pretrained / "pre", "--private", pretrained / "private.h5", "--out",
+               pretrained / "dp", "--epsilon", 8, "--delta", 1e-3, "--batch-size", 32, "--epochs", 1, "--threads", 1)
+    assert code == 0
+    return pretrained / "dp"
+
+
+def test_pretrain_finetune_sample_evaluate(pretrained, finetuned, capsys):
+    root = pretrained
+    assert json.loads((root / "pre" / "result.json").read_text())["steps"] == 4
+    result = json.loads((finetuned / "result.json").read_text())
+    privacy = result["privacy"]
+    assert privacy["epsilon_rdp"] <= 8 and privacy["accountant"] == "rdp" and privacy["steps"] == 5
+    assert result["members"] == 160 and result["non_members"] == 40
+    with np.load(root / "dp" / "members.npz", allow_pickle=False) as ids:
+        assert len(np.intersect1d(ids["member_transition_ids"], ids["non_member_transition_ids"])) == 0
+        assert len(ids["member_transition_ids"]) == 160
+
+    assert cli("synth", "sample", root / "dp", "--n", 40, "--out", root / "synthetic.h5", "--json") == 0
+    sampled = json.loads(capsys.readouterr().out)
+    assert sampled["transitions"] + sampled["dropped_nonfinite"] == 40
+    data = TransitionDataset.load(root / "synthetic.h5")
+    assert data.metadata["epsilon"] == privacy["epsilon_rdp"] and data.metadata["delta"] == 1e-3
+    assert data.metadata["private_sources"] == [str(root / "private.h5")]
+    assert data.metadata["public_sources"] == [str(root / "public.h5")]
+
+    assert cli("synth", "evaluate", root / "synthetic.h5", "--real", root / "private.h5", "--out",
+               root / "eval", "--json") == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert 0 <= scores["column_shapes"] <= 1 and 0 <= scores["column_pair_trends"] <= 1
+    assert (root / "eval" / "plots" / "marginals.png").is_file()
+    assert (root / "eval" / "report.html").read_text().count("<img") == 1
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--epsilon", 0], "epsilon must be a positive number"),
+    (["--epsilon", -2], "epsilon must be a positive number"),
+    (["--delta", 0.01], "delta must be in (0, 1/n)"),
+    (["--batch-size", 500, "--delta", 1e-4], "smaller than the batch"),
+])
+def test_bad_budget_or_batch_is_one_line_exit_2_and_writes_nothing(pretrained, capsys, args, message):
+    out = pretrained / "bad"
+    code = cli("synth", "finetune", pretrained / "pre", "--private", pretrained / "private.h5", "--out", out, *args)
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_private_data_of_another_space_is_rejected(pretrained, capsys):
+    synthetic_dataset(num_episodes=8, episode_length=25, observation_dim=3).save(pretrained / "other.h5")
+    out = pretrained / "bad_space"
+    assert cli("synth", "finetune", pretrained / "pre", "--private", pretrained / "other.h5", "--out", out) == 2
+    assert "does not match the public data's spaces" in capsys.readouterr().err and not out.exists()
+    assert cli("synth", "pretrain", "--public", f"{pretrained / 'public.h5'},{pretrained / 'other.h5'}",
+               "--out", out) == 2
+    assert "different observation/action spaces" in capsys.readouterr().err and not out.exists()
+
+
+def test_attack_on_a_finetuned_run(pretrained, finetuned, capsys):
+    root, dp = pretrained, finetuned
+    assert cli("synth", "sample", dp, "--n", 30, "--out", root / "released.h5") == 0
+    capsys.readouterr()
+    assert cli("synth", "attack", dp, "--private", root / "private.h5", "--out", root / "attack", "--repeats", 2,
+               "--synthetic", root / "released.h5", "--json") == 0
+    result = json.loads(capsys.readouterr().out)
+    closest = result["distance_to_closest_record"]
+    assert closest["reference_rows"] == 40 and closest["synthetic_rows"] <= 30
+    assert 0 <= closest["closer_to_member_share"] <= 1 and closest["dcr_members_median"] >= 0
+    assert result["attack"]["members"] == 160 and result["attack"]["non_members"] == 40
+    assert 0 <= result["attack"]["auc"] <= 1 and result["epsilon"] <= 8
+    assert cli("synth", "attack", dp, "--private", root / "public.h5", "--out", root / "attack_bad") == 2
+    assert "not in this dataset" in capsys.readouterr().err and not (root / "attack_bad").exists()
+
+
+def test_sampling_a_public_only_model_says_it_is_not_private_and_never_overwrites(pretrained, capsys):
+    root = pretrained
+    assert cli("synth", "sample", root / "pre", "--n", 5, "--out", root / "public_only.h5") == 0
+    data = TransitionDataset.load(root / "public_only.h5")
+    assert data.metadata["differentially_private"] is False and data.metadata["epsilon"] is None
+    capsys.readouterr()
+    assert cli("synth", "sample", root / "pre", "--n", 5, "--out", root / "public_only.h5") == 2
+    assert "file exists" in capsys.readouterr().err
+    assert cli("synth", "pretrain", "--public", root / "missing.h5", "--out", root / "none") == 2
+    assert not (root / "none").exists()

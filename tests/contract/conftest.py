@@ -57,6 +57,10 @@ AGENT_SETTINGS: dict[str, Settings] = {
     "discrete_iql": Settings({"discrete_iql": {}, "discrete_iql-bf16": {"bf16": True}}, discrete=True),
     "sac": Settings({"sac": {}, "sac-droq": {"critic_dropout": 0.01, "critic_layer_norm": True, "utd_ratio": 2},
                      "sac-resets": {"reset_every": 2}}),
+    "masked_td3_bc": Settings({"masked_td3_bc": {"ensemble_size": 4, "group_size": 2},
+                               "masked_td3_bc-bf16": {"ensemble_size": 2, "bf16": True}}),
+    "masked_iql": Settings({"masked_iql": {"ensemble_size": 2, "group_size": 2},
+                            "masked_iql-bf16": {"ensemble_size": 2, "bf16": True}}),
     "masked_sac": Settings({"masked_sac": {"ensemble_size": 4, "group_size": 8},
                             "masked_sac-droq": {"ensemble_size": 2, "critic_dropout": 0.01, "utd_ratio": 2}}),
 }

@@ -128,7 +128,9 @@ def test_a_finished_run_is_kept_unless_overwrite(workdir, capsys):
 
 
 def test_eval_reports_mean_return_and_normalised_score(workdir, capsys):
-    hopper_shaped = synthetic_dataset(observation_dim=11, action_dim=3).with_metadata(env_id="Hopper-v5")
+    # behaviour returns as `data generate` records them: the second score is relative to them, the first to D4RL
+    hopper_shaped = synthetic_dataset(observation_dim=11, action_dim=3).with_metadata(
+        env_id="Hopper-v5", random_return=10.0, expert_return=210.0)
     hopper_shaped.save(workdir / "hopper.hdf5")
     args = ["train", "--algo", "iql", "--dataset", "hopper.hdf5", "--steps", 4, "--out", "run", *TINY]
     assert cli(*args, "--eval-every", 2, "--eval-episodes", 2, "--json") == 0
@@ -142,6 +144,8 @@ def test_eval_reports_mean_return_and_normalised_score(workdir, capsys):
     assert report["episodes"] == 3 and len(report["returns"]) == 3
     assert report["mean_return"] == pytest.approx(sum(report["returns"]) / 3)
     assert report["normalized_score"] == pytest.approx(100 * (report["mean_return"] + 20.272305) / (3234.3 + 20.272305))
+    assert report["behaviour_normalized_score"] == pytest.approx(100 * (report["mean_return"] - 10.0) / 200.0)
+    assert result["eval_behaviour_normalized_score"] != pytest.approx(result["eval_normalized_score"])
     assert json.loads((workdir / "run" / "eval.json").read_text())["mean_return"] == report["mean_return"]
 
 

@@ -224,7 +224,7 @@ def test_offline_progress_shows_the_evaluation_return_and_score(tmp_path, record
                                              eval_every=2, eval_episodes=1, out=str(tmp_path / "run"),
                                              **TINY_OFFLINE))
     (status,) = recorded_status
-    assert status() == f"eval {result['eval_mean_return']:.1f} (score {result['eval_normalized_score']:.1f})"
+    assert status() == f"eval {result['eval_mean_return']:.1f} (D4RL score {result['eval_normalized_score']:.1f})"
 
 
 def test_online_progress_shows_the_last_episode_and_evaluation_returns(recorded_status):

@@ -116,7 +116,9 @@ def info(
     path: Path = typer.Argument(..., help=EXPORT["path"]),
     as_json: bool = JSON,
 ) -> None:
-    """Episodes, transitions, return statistics, dimensions and metadata of a dataset.
+    """Episodes, transitions, return statistics, dimensions and metadata of a dataset. normalized_return_mean
+    is D4RL's normalised score of the mean return (empty where D4RL has no reference);
+    behaviour_normalized_return_mean the score against the dataset's own behaviour policies.
 
     Example:
 

@@ -106,13 +106,15 @@ def export_dataset(config: ExportConfig) -> dict[str, Any]:
 
 
 def dataset_info(path: str | Path) -> dict[str, Any]:
-    """Counts, dimensions, return statistics (with the normalised mean return) and metadata of a dataset."""
+    """Counts, dimensions, return statistics and metadata of a dataset, with its mean return normalised by
+    D4RL's references (normalized_return_mean) and by its behaviour policies' (behaviour_normalized_return_mean)."""
     from trajlab.data.d4rl import open_dataset
-    from trajlab.eval.scores import normalized_score
+    from trajlab.eval.scores import behaviour_normalized_score, normalized_score
 
     summary = open_dataset(path).summary()
-    env_id = summary["metadata"].get("env_id")
-    summary["normalized_return_mean"] = normalized_score(summary["return_mean"], env_id, summary["metadata"])
+    metadata = summary["metadata"]
+    summary["normalized_return_mean"] = normalized_score(summary["return_mean"], metadata.get("env_id"))
+    summary["behaviour_normalized_return_mean"] = behaviour_normalized_score(summary["return_mean"], metadata)
     return summary
 
 

@@ -188,14 +188,18 @@ class _Scenario:
     seed: int
     metadata: dict[str, Any]
 
-    def returns(self, agent: Any) -> dict[str, float]:
+    def returns(self, agent: Any) -> dict[str, float | None]:
         from trajlab.eval import evaluate
 
         normal = evaluate(agent, self.env_id, episodes=self.episodes, seed=self.seed, metadata=self.metadata)
         triggered = evaluate(TriggeredAgent(agent, self.offsets), self.env_id, episodes=self.episodes,
                              seed=self.seed, metadata=self.metadata)
         return {"normal_return": normal.mean_return, "triggered_return": triggered.mean_return,
-                "normal_std": normal.std_return, "triggered_std": triggered.std_return}
+                "normal_std": normal.std_return, "triggered_std": triggered.std_return,
+                "normal_normalized_score": normal.mean_normalized_score,
+                "normal_behaviour_normalized_score": normal.mean_behaviour_normalized_score,
+                "triggered_normalized_score": triggered.mean_normalized_score,
+                "triggered_behaviour_normalized_score": triggered.mean_behaviour_normalized_score}
 
 
 def _recovery(poisoned: dict[str, float], unlearned: dict[str, float]) -> dict[str, float | None]:

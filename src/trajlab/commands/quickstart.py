@@ -1,5 +1,7 @@
 """`trajlab quickstart`: generate a small dataset (cached), train an offline agent, evaluate it, forget 1% of
-its trajectories with TrajDeleter, audit them, and write one report.html that shows all of it.
+its trajectories with TrajDeleter, audit them with a membership test whose error rates are measured (LiRA by
+default: TrajAuditor flags kept trajectories as often as forgotten ones at this scale), and write one
+report.html that says in words what was tested and what the verdict means.
 
 Every step is an ordinary trajlab run (`data generate`, `train`, `forget`), so the quickstart's folder holds
 run directories a user can inspect and rerun with the CLI.
@@ -38,7 +40,10 @@ class QuickstartConfig:
     eval_episodes: int = 5
     """Episodes per evaluation."""
     forget_preset: str = "quick"
-    """Preset of `trajlab forget` (TrajDeleter and TrajAuditor settings)."""
+    """Preset of `trajlab forget` (TrajDeleter's and the membership tests' settings)."""
+    forget_test: str = "lira"
+    """Membership test of the forgetting step: lira (likelihood ratio, shadows trained from scratch, calibrated
+    error rates) or trajauditor (the paper's test)."""
     gif_steps: int = 300
     """Environment steps shown in the GIF of the trained agent."""
     seed: int = 0
@@ -69,16 +74,21 @@ def run(config: QuickstartConfig, *, say: Any = print) -> dict[str, Any]:
     training = _train(config, dataset_path, out / "agent")
     say(f"[3/5] evaluated: mean return {training['eval_mean_return']:.1f}; recording a GIF")
     gif = _gif(config, out)
-    say("[4/5] forgetting 1% of the trajectories with TrajDeleter and auditing them with TrajAuditor")
+    say(f"[4/5] forgetting 1% of the trajectories with TrajDeleter and auditing them ({config.forget_test})")
     from trajlab.commands.forget import quickstart_step
 
     forgetting = quickstart_step(out / "agent", dataset_path, out / "forget", seed=config.seed,
-                                 preset=config.forget_preset)
+                                 preset=config.forget_preset, test=config.forget_test)
     say("[5/5] writing the report")
     result = _summary(config, dataset_path, training, forgetting, time.perf_counter() - started)
     write_json_atomic(out / "result.json", result)
-    _report(config, out, result, training, forgetting, gif)
-    say(f"done in {result['wall_time_s'] / 60:.1f} min: open {out / 'report.html'}")
+    _report(config, out, result, forgetting, gif, training["updates_per_s"])
+    from trajlab.report.sections.quickstart import audit_sentences
+
+    for sentence in audit_sentences(result, result["forgotten_episodes"]):
+        say(sentence)
+    say(f"done in {result['wall_time_s'] / 60:.1f} min: open {out / 'report.html'} (the forget run's full "
+        f"report: {result['forget_report']})")
     return result
 
 
@@ -120,21 +130,29 @@ def _gif(config: QuickstartConfig, out: Path) -> Path:
 
 def _summary(config: QuickstartConfig, dataset_path: Path, training: dict[str, Any], forgetting: dict[str, Any],
              wall_time: float) -> dict[str, Any]:
+    """result.json: eval_normalized_score is D4RL's, eval_behaviour_normalized_score the score against the
+    dataset's behaviour policies; the audit keys (report.sections.quickstart.AUDIT_KEYS) are always present."""
+    import json
+
+    from trajlab.report.sections.quickstart import audit_summary
+
+    certificate = json.loads(Path(forgetting["certificate"]).read_text())
     return {
         "env_id": config.env_id, "dataset": str(dataset_path), "algo": config.algo,
         "train_steps": config.train_steps, "eval_mean_return": training["eval_mean_return"],
         "eval_normalized_score": training["eval_normalized_score"],
-        "forget_run": forgetting.get("run_dir"), "forgotten_episodes": forgetting.get("num_forgotten_episodes"),
-        "forgotten_rate": forgetting.get("audit_forgotten_rate"),
-        "control_forgotten_rate": forgetting.get("audit_control_forgotten_rate"),
-        "audit_specificity": forgetting.get("audit_specificity"), "forget_wall_time_s": forgetting.get("wall_time_s"),
-        "wall_time_s": wall_time,
+        "eval_behaviour_normalized_score": training["eval_behaviour_normalized_score"],
+        "forget_run": forgetting["run_dir"], "forget_report": str(Path(forgetting["run_dir"]) / "report.html"),
+        "forgotten_episodes": forgetting["num_forgotten_episodes"],
+        **audit_summary(forgetting, certificate),
+        "forget_wall_time_s": forgetting["wall_time_s"], "wall_time_s": wall_time,
     }
 
 
-def _report(config: QuickstartConfig, out: Path, result: dict[str, Any], training: dict[str, Any],
-            forgetting: dict[str, Any], gif: Path) -> Path:
+def _report(config: QuickstartConfig, out: Path, result: dict[str, Any], forgetting: dict[str, Any],
+            gif: Path, updates_per_s: float | None) -> Path:
     from trajlab.report import Report, plot_curves, read_metrics
+    from trajlab.report.sections.quickstart import audit_sentences, score_rows
 
     metrics = read_metrics(out / "agent" / "metrics.csv")
     curve = plot_curves({"evaluation return": (metrics["step"], metrics["eval_return"])},
@@ -142,20 +160,22 @@ def _report(config: QuickstartConfig, out: Path, result: dict[str, Any], trainin
                         xlabel="gradient update", ylabel="mean return")
     report = Report(f"trajlab quickstart: {config.algo} on {config.env_id} {config.quality}")
     report.paragraph("A small dataset was generated with a SAC behaviour policy, an offline agent was trained on "
-                     "it, 1% of its trajectories were forgotten with TrajDeleter, and TrajAuditor checked them.")
-    report.heading("Training").key_values({
-        "dataset": result["dataset"], "updates": config.train_steps,
-        "updates per second": training["updates_per_s"], "mean return": training["eval_mean_return"],
-        "normalised score": training["eval_normalized_score"],
-    })
-    report.paragraph("Normalised scores are 100 x (return - random) / (expert - random), with the random and "
-                     "expert returns measured when the dataset was generated (the quick preset's SAC expert is "
-                     "far weaker than D4RL's, so scores above 100 are possible).")
+                     "it, 1% of its trajectories were forgotten with TrajDeleter, and a membership test checked "
+                     "whether the unlearned agent still carries them.")
+    report.heading("Training").key_values({"dataset": result["dataset"], "updates": config.train_steps,
+                                           "updates per second": updates_per_s, **score_rows(result)})
+    report.paragraph("Normalised scores are 100 x (return - random) / (expert - random). The D4RL score uses "
+                     "D4RL's published random and expert returns (for the v5 MuJoCo tasks the same numbers as "
+                     "D4RL's v2 tasks), the one RL papers report; the score vs the dataset's behaviour policies "
+                     "uses the random and SAC expert returns measured when this dataset was generated, and the "
+                     "quick preset's expert is far weaker than D4RL's, so that score runs much higher.")
     report.image(curve, "Evaluation return during training")
     report.image(gif, "The trained agent")
-    report.heading("Forgetting and auditing").key_values({
-        key: value for key, value in forgetting.items() if not isinstance(value, (dict, list))
-    })
+    report.heading("Forgetting and auditing")
+    for sentence in audit_sentences(result, result["forgotten_episodes"]):
+        report.paragraph(sentence)
+    report.link("the forget run's report", "forget/report.html",
+                before="Every trajectory's score, the ROC curve, the returns and the deletion certificate: ")
     for plot in forgetting.get("plots", []):
         report.image(plot, Path(plot).stem.replace("_", " "))
     return report.write(out / "report.html")

@@ -280,11 +280,13 @@ class TransitionDataset:
             episode_ids=tensor("episode_ids"), costs=tensor("costs"),
         )
 
-    def sampler(self, *, device: str | torch.device = "cpu", seed: int = 0) -> TensorSampler:
-        """A fast sampler holding the data as tensors on `device` (no per-step NumPy conversion)."""
+    def sampler(self, *, device: str | torch.device = "cpu", seed: int = 0,
+                masks: np.ndarray | None = None) -> TensorSampler:
+        """A fast sampler holding the data as tensors on `device` (no per-step NumPy conversion); `masks`, one
+        member mask per row, go into each batch's `Batch.masks`."""
         from trajlab.data.sampler import TensorSampler
 
-        return TensorSampler(self.columns(), device=device, seed=seed)
+        return TensorSampler(self.columns(), device=device, seed=seed, masks=masks)
 
     # --- files --------------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

@@ -47,3 +47,15 @@ class GroupMasks:
     def transition_range(self, group: int) -> tuple[int, int]:
         """[first, last) transition ids of a group."""
         return group * self.group_size, (group + 1) * self.group_size
+
+    def masks_of(self, ids: np.ndarray) -> np.ndarray:
+        """The mask [N, K] of each id's group (ids of transitions, or of episodes when groups are episodes).
+
+        Offline datasets group by episode id, not by row, so a filtered dataset (`without`, `subset`) keeps every
+        episode's group and mask.
+        """
+        groups = self.group_of(ids)
+        unique, inverse = np.unique(groups, return_inverse=True)
+        table = np.stack([self.mask(int(group)) for group in unique]) if len(unique) else \
+            np.zeros((0, self.num_members), dtype=bool)
+        return table[inverse.reshape(-1)]

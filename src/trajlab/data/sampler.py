@@ -14,10 +14,13 @@ from trajlab.core.seeding import torch_generator
 class TensorSampler:
     """Uniform sampling with replacement from a dataset held as tensors on `device`.
 
-    `weights` (one per row, optional) gives each sampled transition a loss weight through `Batch.weights`.
+    `weights` (one per row, optional) gives each sampled transition a loss weight through `Batch.weights`;
+    `masks` (one member mask [K] per row, optional: turn-over dropout) goes into `Batch.masks`. Neither changes
+    which rows are drawn.
     """
 
-    def __init__(self, columns: Mapping[str, np.ndarray], *, device: str | torch.device = "cpu", seed: int = 0) -> None:
+    def __init__(self, columns: Mapping[str, np.ndarray], *, device: str | torch.device = "cpu", seed: int = 0,
+                 masks: np.ndarray | None = None) -> None:
         self.device = torch.device(device)
         self.size = len(columns["rewards"])
         if self.size == 0:
@@ -35,6 +38,7 @@ class TensorSampler:
         self.episode_ids = as_tensor(columns["episode_ids"])
         self.costs = None if columns.get("costs") is None else as_tensor(columns["costs"])
         self.row_weights: torch.Tensor | None = None
+        self.masks = None if masks is None else self._row_masks(masks)
         self.generator = torch_generator(seed, self.device)
 
     def sample(self, batch_size: int) -> Batch:
@@ -53,7 +57,14 @@ class TensorSampler:
             episode_ids=self.episode_ids[rows],
             costs=None if self.costs is None else self.costs[rows],
             weights=None if self.row_weights is None else self.row_weights[rows],
+            masks=None if self.masks is None else self.masks[rows],
         )
+
+    def _row_masks(self, masks: np.ndarray) -> torch.Tensor:
+        masks = np.asarray(masks, dtype=bool)
+        if masks.ndim != 2 or len(masks) != self.size:
+            raise ValueError(f"masks of shape {masks.shape} do not fit {self.size} rows: expected [{self.size}, K]")
+        return torch.from_numpy(masks).to(self.device)
 
     def get_state(self) -> torch.Tensor:
         """Generator state, for resuming a run with the same batch sequence."""

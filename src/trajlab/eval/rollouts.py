@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from trajlab.envs.registry import env_info, make, make_many
-from trajlab.eval.scores import normalized_score
+from trajlab.eval.scores import behaviour_normalized_score, normalized_score
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,9 @@ class EvalResult:
     returns: np.ndarray
     lengths: np.ndarray
     normalized_scores: np.ndarray | None = None
+    """D4RL normalised scores per episode (None where D4RL has no reference for the environment)."""
+    behaviour_normalized_scores: np.ndarray | None = None
+    """Scores against the dataset's behaviour policies (None without their returns in the metadata)."""
     costs: np.ndarray | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -41,6 +44,11 @@ class EvalResult:
     def mean_normalized_score(self) -> float | None:
         return None if self.normalized_scores is None else float(np.mean(self.normalized_scores))
 
+    @property
+    def mean_behaviour_normalized_score(self) -> float | None:
+        scores = self.behaviour_normalized_scores
+        return None if scores is None else float(np.mean(scores))
+
     def to_dict(self) -> dict[str, Any]:
         summary: dict[str, Any] = {
             "env_id": self.env_id,
@@ -52,6 +60,8 @@ class EvalResult:
         }
         if self.normalized_scores is not None:
             summary["normalized_score"] = self.mean_normalized_score
+        if self.behaviour_normalized_scores is not None:
+            summary["behaviour_normalized_score"] = self.mean_behaviour_normalized_score
         if self.costs is not None:
             summary["mean_cost"] = float(np.mean(self.costs))
         return summary
@@ -68,12 +78,17 @@ def evaluate(agent: Any, env_id: str, *, episodes: int = 10, seed: int = 0, dete
     finally:
         for env in envs:
             env.close()
-    scores = [normalized_score(r, env_id, metadata) for r in returns]
     return EvalResult(
         env_id=env_id, returns=returns, lengths=lengths,
-        normalized_scores=None if scores[0] is None else np.asarray(scores, dtype=np.float64),
+        normalized_scores=_scores([normalized_score(r, env_id) for r in returns]),
+        behaviour_normalized_scores=_scores([behaviour_normalized_score(r, metadata) for r in returns]),
         costs=costs if costs.any() else None,
     )
+
+
+def _scores(scores: list[float | None]) -> np.ndarray | None:
+    # one reference scores every episode or none of them
+    return None if not scores or scores[0] is None else np.asarray(scores, dtype=np.float64)
 
 
 RowPolicy = Callable[[np.ndarray, np.ndarray, bool], np.ndarray]

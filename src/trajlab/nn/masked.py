@@ -17,7 +17,8 @@ import torch
 from torch import Tensor, nn
 
 from trajlab.nn.ensemble import EnsembleMLP
-from trajlab.nn.policies import LOG_STD_MAX, LOG_STD_MIN, TanhGaussianPolicy, squashed_log_prob
+from trajlab.nn.policies import LOG_STD_MAX, LOG_STD_MIN, GaussianPolicy, TanhGaussianPolicy, squashed_log_prob
+from trajlab.nn.policies import _gaussian_log_prob as gaussian_log_prob
 
 
 def masked_mean(outputs: Tensor, mask: Tensor | None) -> Tensor:
@@ -116,3 +117,60 @@ class MaskedTanhGaussianPolicy(TanhGaussianPolicy):
         mean, log_std = self.distribution_params(observations, mask)
         pre_tanh = torch.atanh(actions.clamp(-1 + 1e-6, 1 - 1e-6))
         return squashed_log_prob(pre_tanh, mean, log_std)
+
+
+class MaskedDeterministicPolicy(nn.Module):
+    """a = tanh(mean of the selected members' outputs): TD3+BC's deterministic policy as a masked ensemble.
+
+    The tanh comes after the masked average, so the policy under a mask is one tanh-squashed model, as
+    `DeterministicPolicy` is.
+    """
+
+    def __init__(self, num_members: int, observation_dim: int, action_dim: int, hidden: Sequence[int] = (256, 256),
+                 *, layer_norm: bool = False) -> None:
+        super().__init__()
+        self.num_members = num_members
+        self.body = MaskedEnsembleMLP(num_members, observation_dim, action_dim, hidden, layer_norm=layer_norm)
+
+    def forward(self, observations: Tensor, mask: Tensor | None = None) -> Tensor:
+        return torch.tanh(self.body(observations, mask))
+
+    def act(self, observations: Tensor, deterministic: bool, mask: Tensor | None = None) -> Tensor:
+        """The policy's action under `mask` (the same whether `deterministic` or not)."""
+        return self(observations, mask)
+
+
+class MaskedGaussianPolicy(GaussianPolicy):
+    """IQL's N(tanh(mu(s)), exp(log_std)) as a masked ensemble: each member has its own mean head and its own
+    state-independent log-std, both averaged under a mask (a shared log-std would be trained by every group)."""
+
+    def __init__(self, num_members: int, observation_dim: int, action_dim: int, hidden: Sequence[int] = (256, 256),
+                 *, layer_norm: bool = False, log_std_min: float = -5.0, log_std_max: float = 2.0) -> None:
+        nn.Module.__init__(self)
+        self.num_members = num_members
+        self.body = MaskedEnsembleMLP(num_members, observation_dim, action_dim, hidden, layer_norm=layer_norm)
+        self.log_std = nn.Parameter(torch.zeros(num_members, action_dim))
+        self.log_std_min, self.log_std_max = log_std_min, log_std_max
+
+    def mean(self, observations: Tensor, mask: Tensor | None = None) -> Tensor:  # type: ignore[override]
+        return torch.tanh(self.body(observations, mask))
+
+    def _log_std(self, batch_size: int, mask: Tensor | None) -> Tensor:
+        members = self.log_std.unsqueeze(1).expand(-1, batch_size, -1)  # [K, B, act]
+        return masked_mean(members, mask).clamp(self.log_std_min, self.log_std_max)
+
+    def forward(self, observations: Tensor, deterministic: bool = False,  # type: ignore[override]
+                mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        mean = self.mean(observations, mask)
+        log_std = self._log_std(len(observations), mask)
+        action = mean if deterministic else mean + log_std.exp() * torch.randn_like(mean)
+        return action.clamp(-1.0, 1.0), gaussian_log_prob(action, mean, log_std)
+
+    def act(self, observations: Tensor, deterministic: bool,  # type: ignore[override]
+            mask: Tensor | None = None) -> Tensor:
+        action, _ = self(observations, deterministic, mask)
+        return action
+
+    def log_prob(self, observations: Tensor, actions: Tensor,  # type: ignore[override]
+                 mask: Tensor | None = None) -> Tensor:
+        return gaussian_log_prob(actions, self.mean(observations, mask), self._log_std(len(observations), mask))

@@ -39,6 +39,12 @@ class Report:
         self._parts.append(f"<p>{html.escape(text)}</p>")
         return self
 
+    def link(self, text: str, href: str, before: str = "") -> Report:
+        """A paragraph `before` followed by a link (a relative href keeps working when the folder moves)."""
+        self._parts.append(f'<p>{html.escape(before)}<a href="{html.escape(href, quote=True)}">'
+                           f"{html.escape(text)}</a></p>")
+        return self
+
     def key_values(self, values: Mapping[str, Any]) -> Report:
         rows = [[key, value] for key, value in values.items()]
         return self.table(["", "value"], rows)

@@ -123,17 +123,20 @@ class EvalSummary:
     mean_return: float
     std_return: float
     normalized_score: float | None
-    """Mean normalised score (None: no reference returns for the environment)."""
+    """Mean D4RL normalised score (None: D4RL has no reference returns for the environment)."""
     episodes: int
+    behaviour_normalized_score: float | None = None
+    """Mean score against the dataset's behaviour policies (None: no behaviour returns in its metadata; also
+    what checkpoints written before this field resume with)."""
 
     @classmethod
     def of(cls, step: int, result: EvalResult) -> EvalSummary:
         return cls(step, result.mean_return, result.std_return, result.mean_normalized_score,
-                   int(len(result.returns)))
+                   int(len(result.returns)), result.mean_behaviour_normalized_score)
 
     def status(self) -> str:
-        """'eval 123.4' or 'eval 123.4 (score 56.7)', for a progress bar."""
-        score = "" if self.normalized_score is None else f" (score {self.normalized_score:.1f})"
+        """'eval 123.4' or 'eval 123.4 (D4RL score 56.7)', for a progress bar."""
+        score = "" if self.normalized_score is None else f" (D4RL score {self.normalized_score:.1f})"
         return f"eval {self.mean_return:.1f}{score}"
 
 

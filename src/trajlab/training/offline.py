@@ -39,9 +39,11 @@ from trajlab.training.loop import Cadence, EvalSummary, Loop, MetricWindow, Peri
 from trajlab.training.resume import ResumeState, restore_torch_random_states, torch_random_states
 
 RESULT_KEYS = ("algo", "preset", "dataset", "env_id", "steps", "seed", "device", "wall_time_s", "updates_per_s",
-               "final_metrics", "eval_mean_return", "eval_std_return", "eval_normalized_score", "eval_episodes",
-               "checkpoint", "run_dir", "resumed_from_step")
-"""Keys of result.json: always present (None where a value does not apply), so scripts can rely on them."""
+               "final_metrics", "eval_mean_return", "eval_std_return", "eval_normalized_score",
+               "eval_behaviour_normalized_score", "eval_episodes", "checkpoint", "run_dir", "resumed_from_step")
+"""Keys of result.json: always present (None where a value does not apply), so scripts can rely on them.
+eval_normalized_score is D4RL's (trajlab.eval.scores), eval_behaviour_normalized_score the score against the
+dataset's own behaviour policies."""
 
 _SAME_ON_RESUME = ("algo", "dataset", "preset", "overrides", "seed", "steps", "env_id")
 
@@ -123,7 +125,14 @@ def prepare_training(agent_class: type[AgentBase], agent_config: Any, dataset: T
     """
     agent = new_agent(agent_class, spec or dataset.spec, agent_config, seed=seed, device=device, runtime=runtime)
     agent.prepare(dataset)
-    return agent, dataset.sampler(device=device, seed=derive_seed(seed, "sampler"))
+    return agent, dataset.sampler(device=device, seed=derive_seed(seed, "sampler"), masks=dataset_masks(agent, dataset))
+
+
+def dataset_masks(agent: Any, dataset: TransitionDataset) -> Any:
+    """Each row's turn-over dropout mask [N, K] for an agent with masked ensembles over episode groups
+    (`episode_group_masks`, masked_td3_bc / masked_iql), from the rows' episode ids; None for any other agent."""
+    group_masks = getattr(agent, "episode_group_masks", None)
+    return None if group_masks is None else group_masks.masks_of(dataset.episode_ids)
 
 
 def _check_options(config: TrainConfig) -> None:
@@ -263,8 +272,9 @@ class _OfflineTraining:
         if self.evaluating:  # columns are fixed by the first row, so they are always there
             evaluated = evaluated_at(step, self.last_eval)
             row["eval_return"] = math.nan if evaluated is None else evaluated.mean_return
-            score = None if evaluated is None else evaluated.normalized_score
-            row["eval_normalized_score"] = math.nan if score is None else score
+            for column in ("normalized_score", "behaviour_normalized_score"):
+                score = None if evaluated is None else getattr(evaluated, column)
+                row[f"eval_{column}"] = math.nan if score is None else score
         self.run_dir.log_metrics(step, row)
         self.window.clear()
 
@@ -301,6 +311,7 @@ class _OfflineTraining:
             "eval_mean_return": evaluated.mean_return if evaluated else None,
             "eval_std_return": evaluated.std_return if evaluated else None,
             "eval_normalized_score": evaluated.normalized_score if evaluated else None,
+            "eval_behaviour_normalized_score": evaluated.behaviour_normalized_score if evaluated else None,
             "eval_episodes": evaluated.episodes if evaluated else 0,
             "checkpoint": str(final), "run_dir": str(self.run_dir.path), "resumed_from_step": self.resumed_from,
         }
@@ -330,6 +341,7 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int = 0, env_id:
     result = evaluate(agent, env_id, episodes=episodes, seed=seed, metadata=metadata.get("dataset_metadata"))
     summary = {**result.to_dict(), "run_dir": str(run.path), "checkpoint": str(checkpoint),
                "algo": metadata.get("algo"), "step": metadata.get("step"), "seed": seed,
-               "normalized_score": result.mean_normalized_score}
+               "normalized_score": result.mean_normalized_score,
+               "behaviour_normalized_score": result.mean_behaviour_normalized_score}
     write_json_atomic(run.path / "eval.json", summary)
     return summary

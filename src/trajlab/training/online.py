@@ -42,7 +42,8 @@ Callback = Callable[[int, AgentBase, ReplayBuffer], Any]
 
 RESULT_KEYS = ("algo", "env_id", "preset", "steps", "seed", "updates", "wall_time_s", "env_steps_per_s",
                "updates_per_s", "final_eval", "eval_history", "checkpoint", "run_dir")
-"""Keys of result.json, always present; final_eval holds mean_return, std_return, normalized_score, episodes."""
+"""Keys of result.json, always present; final_eval holds mean_return, std_return, normalized_score
+(D4RL's), behaviour_normalized_score (None online: no behaviour dataset), episodes."""
 
 _SAME_ON_RESUME = ("algo", "env_id", "preset", "overrides", "seed", "total_steps", "learning_starts", "batch_size",
                    "buffer_size", "utd_ratio")
@@ -480,6 +481,7 @@ def run(config: OnlineTrainConfig, *, out: str | Path | None = None, resume: boo
         "env_steps_per_s": result.env_steps_per_s, "updates_per_s": result.updates_per_s,
         "final_eval": {"mean_return": final_eval.mean_return, "std_return": final_eval.std_return,
                        "normalized_score": final_eval.mean_normalized_score,
+                       "behaviour_normalized_score": final_eval.mean_behaviour_normalized_score,
                        "episodes": int(len(final_eval.returns))},
         "eval_history": [list(item) for item in result.eval_history],
         "checkpoint": str(checkpoint), "run_dir": str(run_dir.path),

@@ -24,9 +24,11 @@ from torch import Tensor
 
 from trajlab.algos.base import AGENTS, RuntimeOptions
 from trajlab.algos.offline.base import OfflineAgent, check_action_space, returns_range_scale
+from trajlab.algos.offline.masked import MaskedOfflineMixin
 from trajlab.core.protocols import Batch, LossOutput
 from trajlab.core.spec import SpaceSpec
 from trajlab.nn.ensemble import DiscreteEnsembleCritic, EnsembleCritic
+from trajlab.nn.masked import MaskedEnsembleCritic, MaskedEnsembleMLP, MaskedGaussianPolicy
 from trajlab.nn.mlp import mlp
 from trajlab.nn.policies import CategoricalPolicy, GaussianPolicy
 from trajlab.nn.training import PolyakAverager, adam, frozen_copy, step
@@ -121,15 +123,7 @@ class IQL(OfflineAgent):
         config = config or self.config_class()
         check_action_space(self.name, spec, discrete=self.discrete, other="iql")
         super().__init__(spec, config, device=device, seed=seed, runtime=runtime)
-        obs_dim, act_dim = spec.observation_dim, spec.action_dim  # act_dim: the number of actions if discrete
-        if self.discrete:
-            self.actor = CategoricalPolicy(obs_dim, act_dim, config.actor_hidden)
-            self.critic = DiscreteEnsembleCritic(config.num_critics, obs_dim, act_dim, config.critic_hidden)
-        else:
-            self.actor = GaussianPolicy(obs_dim, act_dim, config.actor_hidden, log_std_min=-5.0, log_std_max=2.0)
-            self.critic = EnsembleCritic(config.num_critics, obs_dim, act_dim, config.critic_hidden)
-        self.value = mlp(obs_dim, 1, config.critic_hidden)
-        self.actor, self.critic, self.value = (m.to(self.device) for m in (self.actor, self.critic, self.value))
+        self.actor, self.critic, self.value = (m.to(self.device) for m in self._new_networks())
         self.critic_target = frozen_copy(self.critic)
         self.networks = {"actor": self.actor, "critic": self.critic, "value": self.value,
                          "critic_target": self.critic_target}
@@ -141,6 +135,24 @@ class IQL(OfflineAgent):
         self._critic_loss = self.compiled(self._critic_loss_eager)
         self._actor_loss = self.compiled(self._actor_loss_eager)
 
+    def _new_networks(self) -> tuple[torch.nn.Module, torch.nn.Module, torch.nn.Module]:
+        """(actor, critic ensemble, value function); `masked_iql` builds masked ensembles instead."""
+        obs_dim, act_dim, config = self.spec.observation_dim, self.spec.action_dim, self.config
+        # act_dim is the number of actions if discrete
+        if self.discrete:
+            actor: torch.nn.Module = CategoricalPolicy(obs_dim, act_dim, config.actor_hidden)
+            critic: torch.nn.Module = DiscreteEnsembleCritic(config.num_critics, obs_dim, act_dim,
+                                                             config.critic_hidden)
+        else:
+            actor = GaussianPolicy(obs_dim, act_dim, config.actor_hidden, log_std_min=-5.0, log_std_max=2.0)
+            critic = EnsembleCritic(config.num_critics, obs_dim, act_dim, config.critic_hidden)
+        return actor, critic, mlp(obs_dim, 1, config.critic_hidden)
+
+    def _member_mask(self, batch: Batch) -> dict[str, Tensor | None]:
+        """Extra keyword arguments of every actor, critic and value call on `batch`: none for IQL; `masked_iql`
+        passes each sample's member mask (turn-over dropout)."""
+        return {}
+
     def reward_transform(self, dataset: Any) -> tuple[float, float]:
         return (returns_range_scale(dataset), 0.0) if self.config.scale_rewards else (1.0, 0.0)
 
@@ -148,24 +160,26 @@ class IQL(OfflineAgent):
     @torch.no_grad()
     def td_target(self, batch: Batch) -> Tensor:
         """r + gamma (1 - d) V(s') for a preprocessed batch -> [B]."""
-        next_value = self.value(batch.next_observations).squeeze(-1)
+        next_value = self.value(batch.next_observations, **self._member_mask(batch)).squeeze(-1)
         return batch.rewards + self.config.gamma * (1.0 - batch.terminals) * next_value
 
     @torch.no_grad()
     def _target_q(self, batch: Batch) -> Tensor:
-        return self.critic_target(batch.observations, batch.actions).min(0).values
+        return self.critic_target(batch.observations, batch.actions, **self._member_mask(batch)).min(0).values
 
     def _value_loss_eager(self, batch: Batch, target_q: Tensor) -> Tensor:
-        return expectile_loss(target_q - self.value(batch.observations).squeeze(-1), self.config.expectile)
+        value = self.value(batch.observations, **self._member_mask(batch)).squeeze(-1)
+        return expectile_loss(target_q - value, self.config.expectile)
 
     def _critic_loss_eager(self, batch: Batch, target: Tensor) -> Tensor:
-        return (self.critic(batch.observations, batch.actions) - target).pow(2).sum(0)
+        return (self.critic(batch.observations, batch.actions, **self._member_mask(batch)) - target).pow(2).sum(0)
 
     def _actor_loss_eager(self, batch: Batch, target_q: Tensor) -> Tensor:
+        members = self._member_mask(batch)
         with torch.no_grad():
-            advantages = target_q - self.value(batch.observations).squeeze(-1)
+            advantages = target_q - self.value(batch.observations, **members).squeeze(-1)
         weights = advantage_weights(advantages, self.config.beta, self.config.max_weight)
-        return -weights * self.actor.log_prob(batch.observations, batch.actions)
+        return -weights * self.actor.log_prob(batch.observations, batch.actions, **members)
 
     def compute_losses(self, batch: Batch) -> IQLLosses:
         with self.autocast():
@@ -216,3 +230,40 @@ class DiscreteIQL(IQL):
     name = "discrete_iql"
     config_class = DiscreteIQLConfig
     discrete = True
+
+
+@dataclass(frozen=True)
+class MaskedIQLConfig(IQLConfig):
+    """IQL with turn-over dropout: actor, critics and value function are masked ensembles over episode groups."""
+
+    ensemble_size: int = 10
+    """K, the sub-networks of every masked ensemble (even; each episode group trains K/2 of them)."""
+    group_size: int = 1
+    """Consecutive episodes (by episode id) that share one member mask (1: a mask per episode)."""
+    mask_seed: int | None = None
+    """Seed of the group masks; None means the agent's seed."""
+    layer_norm: bool = False
+    """Layer normalisation after each hidden layer of every sub-network (PIToD's SAC has it; off by default as in
+    the algorithm's paper, and because its batch reductions make a weight-0 sample differ from a left-out one by
+    rounding, which `check_agent` refuses)."""
+
+
+@AGENTS.register("masked_iql")
+class MaskedIQL(MaskedOfflineMixin, IQL):
+    """IQL whose actor, critics and value function are masked ensembles (continuous actions)."""
+
+    name = "masked_iql"
+    config_class = MaskedIQLConfig
+
+    def __init__(self, spec: SpaceSpec, config: MaskedIQLConfig | None = None, *, device: str = "cpu",
+                 seed: int = 0, runtime: RuntimeOptions = RuntimeOptions()):
+        super().__init__(spec, config or MaskedIQLConfig(), device=device, seed=seed, runtime=runtime)
+        self._init_masks(seed)
+
+    def _new_networks(self) -> tuple[torch.nn.Module, torch.nn.Module, torch.nn.Module]:
+        obs_dim, act_dim, config = self.spec.observation_dim, self.spec.action_dim, self.config
+        members, norm = config.ensemble_size, config.layer_norm
+        return (MaskedGaussianPolicy(members, obs_dim, act_dim, config.actor_hidden, layer_norm=norm),
+                MaskedEnsembleCritic(config.num_critics, members, obs_dim, act_dim, config.critic_hidden,
+                                     layer_norm=norm),
+                MaskedEnsembleMLP(members, obs_dim, 1, config.critic_hidden, layer_norm=norm))

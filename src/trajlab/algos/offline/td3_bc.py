@@ -16,10 +16,12 @@ from torch import Tensor
 
 from trajlab.algos.base import AGENTS, RuntimeOptions
 from trajlab.algos.offline.base import OfflineAgent
+from trajlab.algos.offline.masked import MaskedOfflineMixin
 from trajlab.core.errors import TrajlabError
 from trajlab.core.protocols import Batch, LossOutput
 from trajlab.core.spec import SpaceSpec
 from trajlab.nn.ensemble import EnsembleCritic
+from trajlab.nn.masked import MaskedDeterministicPolicy, MaskedEnsembleCritic
 from trajlab.nn.policies import DeterministicPolicy
 from trajlab.nn.training import PolyakAverager, adam, frozen_copy, step
 
@@ -92,9 +94,7 @@ class TD3BC(OfflineAgent):
         if spec.discrete:
             raise TrajlabError("td3_bc needs continuous actions; these actions are discrete")
         super().__init__(spec, config, device=device, seed=seed, runtime=runtime)
-        obs_dim, act_dim = spec.observation_dim, spec.action_dim
-        self.actor = DeterministicPolicy(obs_dim, act_dim, config.actor_hidden).to(self.device)
-        self.critic = EnsembleCritic(config.num_critics, obs_dim, act_dim, config.critic_hidden).to(self.device)
+        self.actor, self.critic = (network.to(self.device) for network in self._new_networks())
         self.actor_target, self.critic_target = frozen_copy(self.actor), frozen_copy(self.critic)
         self.networks = {"actor": self.actor, "critic": self.critic,
                          "actor_target": self.actor_target, "critic_target": self.critic_target}
@@ -106,23 +106,39 @@ class TD3BC(OfflineAgent):
         self._critic_loss = self.compiled(self._critic_loss_eager)
         self._actor_loss = self.compiled(self._actor_loss_eager)
 
+    def _new_networks(self) -> tuple[torch.nn.Module, torch.nn.Module]:
+        """(actor, critic ensemble); the masked variant (`masked_td3_bc`) builds masked ensembles instead."""
+        obs_dim, act_dim, config = self.spec.observation_dim, self.spec.action_dim, self.config
+        return (DeterministicPolicy(obs_dim, act_dim, config.actor_hidden),
+                EnsembleCritic(config.num_critics, obs_dim, act_dim, config.critic_hidden))
+
+    def _member_mask(self, batch: Batch) -> dict[str, Tensor | None]:
+        """Extra keyword arguments of every actor and critic call on `batch`: none for TD3+BC; `masked_td3_bc`
+        passes each sample's member mask (turn-over dropout)."""
+        return {}
+
+    def _first_q(self, observations: Tensor, actions: Tensor, members: dict[str, Tensor | None]) -> Tensor:
+        """Q_1(s, a) [B] of the actor loss (Q_2 is not needed, so only the first critic is evaluated)."""
+        return self.critic(observations, actions, members=slice(0, 1))[0]
+
     # --- losses -------------------------------------------------------------------------------------
     @torch.no_grad()
     def td_target(self, batch: Batch) -> Tensor:
         """r + gamma (1 - d) min_i Q'_i(s', smoothed pi'(s')) for a preprocessed batch -> [B]."""
-        config = self.config
+        config, members = self.config, self._member_mask(batch)
         noise = (torch.randn_like(batch.actions) * config.policy_noise).clamp(-config.noise_clip, config.noise_clip)
-        next_actions = (self.actor_target(batch.next_observations) + noise).clamp(-1.0, 1.0)
-        next_q = self.critic_target(batch.next_observations, next_actions).min(0).values
+        next_actions = (self.actor_target(batch.next_observations, **members) + noise).clamp(-1.0, 1.0)
+        next_q = self.critic_target(batch.next_observations, next_actions, **members).min(0).values
         return batch.rewards + config.gamma * (1.0 - batch.terminals) * next_q
 
     def _critic_loss_eager(self, batch: Batch) -> Tensor:
         target = self.td_target(batch)
-        return (self.critic(batch.observations, batch.actions) - target).pow(2).sum(0)
+        return (self.critic(batch.observations, batch.actions, **self._member_mask(batch)) - target).pow(2).sum(0)
 
     def _actor_loss_eager(self, batch: Batch) -> Tensor:
-        policy_actions = self.actor(batch.observations)
-        q_first = self.critic(batch.observations, policy_actions, members=slice(0, 1))[0]  # Q_2 is not needed
+        members = self._member_mask(batch)
+        policy_actions = self.actor(batch.observations, **members)
+        q_first = self._first_q(batch.observations, policy_actions, members)
         return td3_bc_actor_loss(q_first, policy_actions, batch.actions, self.config.alpha, batch.weights)
 
     def compute_losses(self, batch: Batch) -> TD3BCLosses:
@@ -154,3 +170,42 @@ class TD3BC(OfflineAgent):
 
     def actor_action(self, observations: Tensor, deterministic: bool) -> Tensor:
         return self.actor(observations)
+
+
+@dataclass(frozen=True)
+class MaskedTD3BCConfig(TD3BCConfig):
+    """TD3+BC with turn-over dropout: the actor and both critics are masked ensembles over episode groups."""
+
+    ensemble_size: int = 10
+    """K, the sub-networks of every masked ensemble (even; each episode group trains K/2 of them)."""
+    group_size: int = 1
+    """Consecutive episodes (by episode id) that share one member mask (1: a mask per episode)."""
+    mask_seed: int | None = None
+    """Seed of the group masks; None means the agent's seed."""
+    layer_norm: bool = False
+    """Layer normalisation after each hidden layer of every sub-network (PIToD's SAC has it; off by default as in
+    the algorithm's paper, and because its batch reductions make a weight-0 sample differ from a left-out one by
+    rounding, which `check_agent` refuses)."""
+
+
+@AGENTS.register("masked_td3_bc")
+class MaskedTD3BC(MaskedOfflineMixin, TD3BC):
+    """TD3+BC whose actor and critics are masked ensembles; each sample trains its episode group's members."""
+
+    name = "masked_td3_bc"
+    config_class = MaskedTD3BCConfig
+
+    def __init__(self, spec: SpaceSpec, config: MaskedTD3BCConfig = MaskedTD3BCConfig(), *, device: str = "cpu",
+                 seed: int = 0, runtime: RuntimeOptions = RuntimeOptions()):
+        super().__init__(spec, config, device=device, seed=seed, runtime=runtime)
+        self._init_masks(seed)
+
+    def _new_networks(self) -> tuple[torch.nn.Module, torch.nn.Module]:
+        obs_dim, act_dim, config = self.spec.observation_dim, self.spec.action_dim, self.config
+        return (MaskedDeterministicPolicy(config.ensemble_size, obs_dim, act_dim, config.actor_hidden,
+                                          layer_norm=config.layer_norm),
+                MaskedEnsembleCritic(config.num_critics, config.ensemble_size, obs_dim, act_dim,
+                                     config.critic_hidden, layer_norm=config.layer_norm))
+
+    def _first_q(self, observations: Tensor, actions: Tensor, members: dict[str, Tensor | None]) -> Tensor:
+        return self.critic(observations, actions, **members)[0]

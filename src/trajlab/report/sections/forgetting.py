@@ -74,10 +74,14 @@ def _summary(result: dict[str, Any], certificate: dict[str, Any]) -> dict[str, A
 
 def _evaluation_section(report: Report, evaluation: dict[str, Any]) -> None:
     report.heading(f"Returns in {evaluation['env_id']}")
+    def score(row: dict[str, Any], key: str) -> Any:
+        return "" if row.get(key) is None else row[key]
+
     rows = [[name, evaluation[name]["mean_return"], evaluation[name]["std_return"],
-             evaluation[name].get("normalized_score") if evaluation[name].get("normalized_score") is not None else ""]
+             score(evaluation[name], "normalized_score"), score(evaluation[name], "behaviour_normalized_score")]
             for name in ("original", "unlearned", "retrained") if evaluation.get(name)]
-    report.table(["agent", "mean return", "std", "normalised score"], rows)
+    report.table(["agent", "mean return", "std", "D4RL normalised score",
+                  "score vs the dataset's behaviour policies"], rows)
     if evaluation.get("retrain_wall_time_s"):
         report.paragraph(f"Retraining time: {evaluation['retrain_wall_time_s']:.1f} s "
                          f"({evaluation['retrain_time_source']}).")

@@ -1,0 +1,86 @@
+"""Turn-over dropout (PIToD) for offline agents: what `masked_td3_bc` and `masked_iql` add to their algorithm.
+
+The algorithm's networks become masked ensembles of K sub-networks (`trajlab.nn.masked`); every transition
+carries the member mask of its episode group (`Batch.masks`, put there by the offline sampler from
+`episode_group_masks`: group = episode id // group_size, so a filtered dataset keeps each episode's mask). The
+algorithm's losses pass `_member_mask(batch)` to every network call, so each sample's losses and TD targets use
+its own members and nothing of the algorithm is copied. A batch without masks uses every member.
+
+`deploy_mask` (None: all members) is the mask the agent acts with, saved in the checkpoint.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from trajlab.core.errors import TrajlabError
+from trajlab.core.protocols import Batch
+from trajlab.data.masks import GroupMasks
+
+
+class MaskedOfflineMixin:
+    """Masks, masked acting and the deploy mask of a masked offline agent (put before the algorithm's class).
+
+    The config needs `ensemble_size`, `group_size` (episodes per group) and `mask_seed`; the algorithm's networks
+    must take `mask=` (`trajlab.nn.masked`).
+    """
+
+    actor: Any
+    critic: Any
+    config: Any
+    device: torch.device
+    obs_normalizer: Any
+    _action_centre: Tensor
+    _action_half_range: Tensor
+
+    def _init_masks(self, seed: int) -> None:
+        config = self.config
+        self.deploy_mask: Tensor | None = None
+        # the offline sampler gives every row its episode group's mask from these (training.offline)
+        self.episode_group_masks = GroupMasks(config.ensemble_size, config.group_size,
+                                              seed if config.mask_seed is None else config.mask_seed)
+
+    @property
+    def num_members(self) -> int:
+        return int(self.config.ensemble_size)
+
+    def _member_mask(self, batch: Batch) -> dict[str, Tensor | None]:
+        return {"mask": batch.masks}
+
+    def actor_action(self, observations: Tensor, deterministic: bool) -> Tensor:
+        return self.actor.act(observations, deterministic, mask=self.deploy_mask)
+
+    @torch.no_grad()
+    def act_masked(self, observations: np.ndarray, masks: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """Actions for raw observations [N, obs], each under its own member mask [N, K] (batched evaluation)."""
+        obs = torch.as_tensor(np.array(observations, dtype=np.float32), device=self.device)
+        mask = torch.as_tensor(np.asarray(masks, dtype=bool), device=self.device)
+        action = self.actor.act(self.obs_normalizer(obs), deterministic, mask=mask)
+        return (action * self._action_half_range + self._action_centre).cpu().numpy()
+
+    @torch.no_grad()
+    def masked_q(self, observations: Tensor, actions: Tensor, mask: Tensor | None) -> Tensor:
+        """min over the critics of Q(s, a) [N] under `mask`, for raw observations and env-unit actions."""
+        inputs = self.network_inputs(observations.to(self.device), actions.to(self.device))  # type: ignore[attr-defined]
+        return self.critic(*inputs, mask=mask).min(dim=0).values
+
+    def set_deploy_mask(self, mask: np.ndarray | Tensor | None) -> None:
+        """Act with this member mask [K] from now on (None: every member)."""
+        if mask is None:
+            self.deploy_mask = None
+            return
+        mask = torch.as_tensor(np.asarray(mask, dtype=bool), device=self.device)
+        if mask.shape != (self.num_members,) or not bool(mask.any()):
+            raise TrajlabError(f"a deploy mask needs {self.num_members} entries with at least one member on, "
+                               f"got shape {tuple(mask.shape)}")
+        self.deploy_mask = mask
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"deploy_mask": None if self.deploy_mask is None else self.deploy_mask.cpu().tolist()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.set_deploy_mask(state.get("deploy_mask"))

@@ -419,8 +419,10 @@ def return_run(library: str, algo: str, seed: int, dataset_path: str, updates: i
     train_time = time.perf_counter() - start
     env_id = dataset.metadata["env_id"]
     result = evaluate(agent, env_id, episodes=episodes, seed=10_000 + seed, metadata=dataset.metadata)
+    # the stored results' "normalized_score" has always been the score against the dataset's behaviour
+    # references (see the docstring); trajlab's own normalized_score is D4RL's
     return {"library": library, "algo": algo, "seed": seed, "updates": updates, "train_time_s": train_time,
-            "normalized_score": result.mean_normalized_score, "mean_return": result.mean_return,
+            "normalized_score": result.mean_behaviour_normalized_score, "mean_return": result.mean_return,
             "returns": [float(r) for r in result.returns]}
 
 

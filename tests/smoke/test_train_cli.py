@@ -145,7 +145,7 @@ def test_eval_reports_mean_return_and_normalised_score(workdir, capsys):
     assert report["mean_return"] == pytest.approx(sum(report["returns"]) / 3)
     assert report["normalized_score"] == pytest.approx(100 * (report["mean_return"] + 20.272305) / (3234.3 + 20.272305))
     assert report["behaviour_normalized_score"] == pytest.approx(100 * (report["mean_return"] - 10.0) / 200.0)
-    assert result["eval_behaviour_normalized_score"] != pytest.approx(result["eval_normalized_score"])
+    assert result["eval_behaviour_normalized_score"] == pytest.approx(100 * (result["eval_mean_return"] - 10.0) / 200.0)
     assert json.loads((workdir / "run" / "eval.json").read_text())["mean_return"] == report["mean_return"]
 
 

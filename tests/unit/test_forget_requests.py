@@ -45,7 +45,7 @@ BAD_REQUESTS = {
     "empty file": (["--episodes-file", "{dir}/empty.txt"], "the forget set is empty"),
     "whole dataset": (["--episodes", "0,1,2,3,4,5,6,7,8,9"], "the forget set is the whole dataset (10 episodes)"),
     "not an id": (["--episodes", "3,x"], "'x' is not an episode id"),
-    "no selection": ([], "give exactly one of --episodes, --episodes-file and --fraction"),
+    "no selection": ([], "give exactly one of --episodes, --episodes-file, --fraction and --episodes-from"),
     "two selections": (["--episodes", "3", "--fraction", "0.1"], "give exactly one of"),
     "fraction out of range": (["--fraction", "1.5"], "--fraction must be in (0, 1)"),
     "mismatched dimensions": (["--episodes", "3", "--dataset", "{dir}/wide.hdf5"],

@@ -66,7 +66,9 @@ def test_metric_window_averages_and_resumes_an_interval():
 
 def test_eval_summary_says_return_and_score():
     assert EvalSummary(10, 123.4, 1.0, None, 2).status() == "eval 123.4"
-    assert EvalSummary(10, 123.4, 1.0, 56.78, 2).status() == "eval 123.4 (score 56.8)"
+    assert EvalSummary(10, 123.4, 1.0, 56.78, 2).status() == "eval 123.4 (D4RL score 56.8)"
+    assert EvalSummary(10, 123.4, 1.0, 56.78, 2, 166.4).status() == "eval 123.4 (D4RL score 56.8)"
+    assert EvalSummary(10, 123.4, 1.0, None, 2, 166.44).status() == "eval 123.4 (vs behaviour 166.4)"
 
 
 def test_train_steps_counts_every_update_and_returns_the_last_metrics():

@@ -66,6 +66,9 @@ def forget(
     episodes: str | None = typer.Option(None, "--episodes", help=FORGET["episodes"]),
     episodes_file: Path | None = typer.Option(None, "--episodes-file", help=FORGET["episodes_file"]),
     fraction: float | None = typer.Option(None, "--fraction", help=FORGET["fraction"]),
+    episodes_from: Path | None = typer.Option(None, "--episodes-from", help=FORGET["episodes_from"]),
+    worst: int | None = typer.Option(None, "--worst", help=FORGET["worst"]),
+    by: str = typer.Option("return", "--by", help=FORGET["by"]),
     seed: int = options.seed(FORGET),
     preset: str = options.preset(FORGET),
     audit: bool = typer.Option(False, "--audit", help=FORGET["audit"]),
@@ -85,8 +88,9 @@ def forget(
 ) -> None:
     """Make a trained offline agent forget trajectories; writes a new run with a deletion certificate.
 
-    Exactly one of --episodes, --episodes-file and --fraction says what to forget. Bad requests (unknown ids,
-    an empty set, the whole dataset, a dataset that does not match the agent) stop before anything is written.
+    Exactly one of --episodes, --episodes-file, --fraction and --episodes-from (with --worst) says what to
+    forget. Bad requests (unknown ids, an empty set, the whole dataset, a dataset that does not match the agent)
+    stop before anything is written.
 
     Examples:
 
@@ -97,6 +101,8 @@ def forget(
       trajlab forget --agent runs/iql --dataset hopper.hdf5 --method finetune --episodes-file ids.txt --out runs/f2
 
       trajlab forget --agent runs/td3 --dataset hopper.hdf5 --episodes 7 --set trajdeleter.balance=0.5 --out runs/f3
+
+      trajlab forget --agent runs/pitod-td3 --dataset hopper.hdf5 --episodes-from runs/pitod-td3 --worst 2 --out runs/f4
     """
     from trajlab.commands.forget import load_forget_config, run
 
@@ -105,7 +111,8 @@ def forget(
         preset, **{**overrides, **dict(
             agent=str(agent), dataset=str(dataset), out=str(out), method=method,
             episodes=_episode_list(episodes), episodes_file=_optional(episodes_file),
-            fraction=fraction, seed=seed, audit=audit, test=test, canaries=canaries, evaluate=evaluate,
+            fraction=fraction, episodes_from=_optional(episodes_from), worst=worst, by=by,
+            seed=seed, audit=audit, test=test, canaries=canaries, evaluate=evaluate,
             compare_retrain=retrain,
             eval_episodes=eval_episodes, device=device, threads=threads, overwrite=overwrite)},
     )

@@ -39,6 +39,8 @@ def _int_list(text: str | None, option: str) -> tuple[int, ...] | None:
 def train(
     env: str | None = typer.Option(None, "--env", help=TRAIN["env_id"]),
     preset: str = options.preset(TRAIN),
+    dataset: Path | None = typer.Option(None, "--dataset", help=TRAIN["dataset"]),
+    algo: str = typer.Option("masked_td3_bc", "--algo", help=TRAIN["algo"]),
     steps: int | None = typer.Option(None, "--steps", help=TRAIN["steps"]),
     learning_starts: int | None = typer.Option(None, "--learning-starts", help=TRAIN["learning_starts"]),
     group_size: int | None = typer.Option(None, "--group-size", help=TRAIN["group_size"]),
@@ -53,18 +55,23 @@ def train(
     overwrite: bool = options.overwrite(TRAIN),
     as_json: bool = JSON,
 ) -> None:
-    """Train SAC with turn-over dropout masks (masked_sac); the run keeps its replay buffer for `estimate`.
+    """Train SAC with turn-over dropout masks (masked_sac), or with --dataset a masked offline agent.
+
+    The online run keeps its replay buffer for `estimate`; an offline run gives every group of episodes a mask.
 
     Examples:
 
       trajlab influence train --out runs/pitod
 
       trajlab influence train --env Hopper-v5 --preset paper --out runs/pitod-hopper
+
+      trajlab influence train --dataset hopper.hdf5 --algo masked_td3_bc --out runs/pitod-td3
     """
     from trajlab.commands.influence import InfluenceTrainConfig
     from trajlab.commands.influence import train as run_train
 
-    config = InfluenceTrainConfig(env_id=env, preset=preset, steps=steps, learning_starts=learning_starts,
+    config = InfluenceTrainConfig(env_id=env, preset=preset, dataset=None if dataset is None else str(dataset),
+                                  algo=algo, steps=steps, learning_starts=learning_starts,
                                   group_size=group_size,
                                   ensemble_size=members, seed=seed, device=device, num_threads=threads,
                                   estimate_every=estimate_every,

@@ -19,10 +19,12 @@ def quickstart(
     out: Path = options.out(QUICKSTART, default=Path("runs/quickstart")),
     seed: int = options.seed(QUICKSTART),
     train_steps: int | None = typer.Option(None, "--train-steps", help=QUICKSTART["train_steps"]),
+    test: str | None = typer.Option(None, "--test", help=QUICKSTART["forget_test"]),
     as_json: bool = JSON,
 ) -> None:
     """The whole story on the default: generate a small Hopper dataset (cached after the first run), train an
-    offline agent, evaluate it, forget 1% of its trajectories with TrajDeleter, audit them, write report.html.
+    offline agent, evaluate it, forget 1% of its trajectories with TrajDeleter, audit them with a membership test
+    (LiRA by default: its error rates are measured on shadow agents), write report.html.
 
     About ten minutes on 2 CPU cores the first time.
 
@@ -36,6 +38,6 @@ def quickstart(
     from trajlab.core.config import load_preset
 
     config = load_preset(QuickstartConfig, "quickstart", "default", out=str(out), seed=seed,
-                         train_steps=train_steps)
+                         train_steps=train_steps, forget_test=test)
     with on_interrupt("rerun to start again (a dataset generation continues where it stopped)"):
         emit(run(config, say=lambda line: typer.echo(line, err=True)), as_json)

@@ -77,6 +77,13 @@ class ForgetConfig:
     """A file of episode ids to forget (a JSON list, or ids separated by commas/whitespace; # comments)."""
     fraction: float | None = None
     """Forget this fraction of the dataset's episodes, chosen at random with `seed`."""
+    episodes_from: str | None = None
+    """Forget the episodes of the most harmful groups of this offline influence estimate (or the influence run
+    holding one in RUN/influence; `trajlab influence estimate`); with --worst."""
+    worst: int | None = None
+    """With --episodes-from: how many of the most harmful episode groups to forget."""
+    by: str = "return"
+    """With --episodes-from: the influence score that ranks the groups (return, td, policy)."""
     seed: int = 0
     """Seed of the random forget set and of the method's sampling."""
     preset: str = "quick"
@@ -139,17 +146,30 @@ def method_config(config: ForgetConfig, method: str | None = None) -> Any:
 
 
 def resolve_forget_set(config: ForgetConfig, dataset: TransitionDataset) -> list[int]:
-    """The requested ids from exactly one of --episodes, --episodes-file and --fraction."""
+    """The requested ids from exactly one of --episodes, --episodes-file, --fraction and --episodes-from."""
     given = [name for name, value in (("--episodes", config.episodes), ("--episodes-file", config.episodes_file),
-                                      ("--fraction", config.fraction)) if value is not None]
+                                      ("--fraction", config.fraction), ("--episodes-from", config.episodes_from))
+             if value is not None]
     if len(given) != 1:
-        raise TrajlabError("give exactly one of --episodes, --episodes-file and --fraction"
+        raise TrajlabError("give exactly one of --episodes, --episodes-file, --fraction and --episodes-from"
                            + (f" (got {', '.join(given)})" if given else ""))
+    if (config.episodes_from is None) != (config.worst is None):
+        raise TrajlabError("--episodes-from and --worst go together")
+    if config.episodes_from is not None:
+        return influence_selection(config)[0]
     if config.fraction is not None:
         return [int(i) for i in select_fraction(dataset, config.fraction, config.seed)]
     if config.episodes_file is not None:
         return read_episodes_file(config.episodes_file)
     return parse_episode_ids(list(config.episodes))
+
+
+def influence_selection(config: ForgetConfig) -> tuple[list[int], dict[str, Any]]:
+    """(episode ids, record) of --episodes-from --worst --by: the most harmful groups' episodes."""
+    from trajlab.commands.influence import worst_episodes
+
+    assert config.episodes_from is not None and config.worst is not None
+    return worst_episodes(config.episodes_from, config.worst, config.by, config.dataset)
 
 
 @dataclass
@@ -245,6 +265,8 @@ def run(config: ForgetConfig) -> dict[str, Any]:
         wall_time_seconds=wall_time, unlearning_updates=_method_updates(request, config),
         dataset_path=str(Path(config.dataset).resolve()),
         audit=None if audit is None else _audit_verdict(audit))
+    if config.episodes_from is not None:  # which influence estimate and score chose the forget set
+        certificate["selected_by"] = influence_selection(config)[1]
     write_json_atomic(run_dir.path / "certificate.json", certificate)
     result = _result(config, request, run_dir, checkpoint, wall_time, audit, evaluation, values)
     from trajlab.report.sections.forgetting import write_forget_report

@@ -12,19 +12,27 @@ best as a normal checkpoint, with the return before and after.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from trajlab.algos.base import preserved_random_state, save_agent
+from trajlab.algos.base import preserved_random_state, save_agent, split_runtime_options
 from trajlab.core.config import from_dict, load_preset, replace, to_dict
 from trajlab.core.errors import TrajlabError
 from trajlab.core.io import write_json_atomic
 from trajlab.core.rundir import RunDirectory
 from trajlab.data.replay import ReplayBuffer
 from trajlab.eval.rollouts import evaluate
+from trajlab.influence.offline import (
+    estimate_offline,
+    is_offline_run,
+    load_offline_run,
+    offline_scores,
+    select_episode_groups,
+)
 from trajlab.influence.pitod import (
     REPLAY_FILE,
     Estimate,
@@ -55,6 +63,10 @@ class InfluencePreset:
     """Masked SAC training preset: configs/online/masked_sac/<train_preset>.yaml."""
     estimate: dict[str, Any] = field(default_factory=dict)
     """EstimateConfig fields (n_eval, bias_episodes, bias_pairs, loss_samples, ...)."""
+    offline_preset: str = "quick"
+    """Masked offline agent preset of `train --dataset`: configs/offline/<algo>/<offline_preset>.yaml."""
+    offline_steps: int = 2_000
+    """Gradient updates of `train --dataset` unless --steps says otherwise."""
 
 
 @dataclass(frozen=True)
@@ -62,15 +74,20 @@ class InfluenceTrainConfig:
     """`trajlab influence train`: a masked SAC run whose groups' influences can be estimated."""
 
     env_id: str | None = None
-    """Environment (None: the preset's)."""
+    """Environment (None: the preset's; with --dataset: the dataset's, for evaluation)."""
     preset: str = "quick"
     """Preset: configs/influence/<preset>.yaml (quick: CPU minutes; paper: Hopper-v5 at the paper's settings)."""
+    dataset: str | None = None
+    """Train an offline agent on this trajlab HDF5 dataset instead (masks per group of episodes)."""
+    algo: str = "masked_td3_bc"
+    """Offline agent of --dataset: masked_td3_bc or masked_iql (td3_bc and iql mean their masked variants)."""
     steps: int | None = None
-    """Environment steps (None: the training preset's)."""
+    """Environment steps (None: the training preset's); with --dataset, gradient updates (None: the preset's
+    offline_steps)."""
     learning_starts: int | None = None
     """Uniform random actions for this many first steps (None: the training preset's)."""
     group_size: int | None = None
-    """Consecutive transitions per experience group (None: the preset's)."""
+    """Consecutive transitions per experience group (with --dataset: consecutive episodes; None: the preset's)."""
     ensemble_size: int | None = None
     """K, sub-networks per masked ensemble (None: the preset's)."""
     seed: int = 0
@@ -156,7 +173,10 @@ def online_config(config: InfluenceTrainConfig) -> OnlineTrainConfig:
 
 def train(config: InfluenceTrainConfig, *, out: str | Path | None = None, resume: bool = False,
           overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Train masked SAC into a run directory that keeps its final replay buffer (with masks)."""
+    """Train masked SAC into a run directory that keeps its final replay buffer (with masks); with a dataset,
+    a masked offline agent into a `trajlab train` run directory."""
+    if config.dataset is not None:
+        return train_offline(config, out=out, resume=resume, overwrite=overwrite, progress=progress)
     online = online_config(config)
     if config.estimate_every < 0:
         raise TrajlabError(f"estimate_every must be 0 or positive, got {config.estimate_every}")
@@ -198,6 +218,54 @@ class _History:
             influence_heatmap(run_dir.plots / "influence_heatmap.png", self.entries, "return")
 
 
+OFFLINE_ALGOS = {"masked_td3_bc": "masked_td3_bc", "masked_iql": "masked_iql", "td3_bc": "masked_td3_bc",
+                 "iql": "masked_iql"}
+"""--algo of `train --dataset` -> the masked agent trained (the plain names mean their masked variants)."""
+
+
+def offline_train_config(config: InfluenceTrainConfig, out: str | Path | None, *, resume: bool,
+                         overwrite: bool, progress: bool) -> Any:
+    """The `trajlab train` run of a masked offline agent on `config.dataset` (checked: at least 2 groups)."""
+    from trajlab.algos.base import AGENTS
+    from trajlab.data.dataset import TransitionDataset
+    from trajlab.training.offline import TrainConfig
+
+    algo = OFFLINE_ALGOS.get(config.algo)
+    if algo is None:
+        raise TrajlabError(f"influence train --dataset: --algo {config.algo} has no masked variant; "
+                           f"choose from {', '.join(OFFLINE_ALGOS)}")
+    if config.estimate_every:
+        raise TrajlabError("--estimate-every is for online runs; estimate an offline run with "
+                           "`trajlab influence estimate RUN`")
+    assert config.dataset is not None
+    if not Path(config.dataset).is_file():
+        raise TrajlabError(f"{config.dataset}: dataset file not found")
+    preset = load_influence_preset(config.preset)
+    overrides = dict(config.overrides)
+    for name in ("group_size", "ensemble_size"):
+        if getattr(config, name) is not None:
+            overrides[name] = getattr(config, name)
+    values, _ = split_runtime_options(overrides, where="--set")
+    agent_config = load_preset(AGENTS.get(algo).config_class, f"offline/{algo}", preset.offline_preset, **values)
+    episodes = TransitionDataset.load(config.dataset).num_episodes
+    if -(-episodes // agent_config.group_size) < 2:
+        raise TrajlabError(f"group size {agent_config.group_size} puts all {episodes} episodes of the dataset in "
+                           "one group; lower --group-size")
+    path = Path(out) if out is not None else Path("runs") / f"influence_{algo}_{Path(config.dataset).stem}"
+    return TrainConfig(algo=algo, dataset=config.dataset, steps=config.steps or preset.offline_steps,
+                       preset=preset.offline_preset, overrides=overrides, seed=config.seed, device=config.device,
+                       env_id=config.env_id, out=str(path), resume=resume, overwrite=overwrite,
+                       threads=config.num_threads, progress=progress)
+
+
+def train_offline(config: InfluenceTrainConfig, *, out: str | Path | None, resume: bool, overwrite: bool,
+                  progress: bool) -> dict[str, Any]:
+    """`trajlab train` with a masked offline agent: each row of the dataset trains its episode group's mask."""
+    from trajlab.training.offline import run as run_offline
+
+    return run_offline(offline_train_config(config, out, resume=resume, overwrite=overwrite, progress=progress))
+
+
 # --- estimate ----------------------------------------------------------------------------------------------
 def estimate_config(config: InfluenceEstimateConfig) -> EstimateConfig:
     values = {**load_influence_preset(config.preset).estimate, "seed": config.seed}
@@ -210,6 +278,8 @@ def estimate_config(config: InfluenceEstimateConfig) -> EstimateConfig:
 def estimate(config: InfluenceEstimateConfig) -> dict[str, Any]:
     """Estimate influences and write them (result.json, plots, report.html); returns result.json's content."""
     settings = estimate_config(config)
+    if is_offline_run(config.run):
+        return estimate_offline_run(config, settings)
     agent, replay, env_id = load_masked_run(config.run)
     select_groups(replay, None if config.groups is None else list(config.groups))  # unknown ids: before any write
     out = Path(config.out) if config.out is not None else Path(config.run) / ESTIMATE_DIR
@@ -241,6 +311,45 @@ def estimate_result(found: Estimate, run: str, env_id: str, replay: ReplayBuffer
             "settings": to_dict(settings)}
 
 
+def estimate_offline_run(config: InfluenceEstimateConfig, settings: EstimateConfig) -> dict[str, Any]:
+    """`estimate` of an offline masked run: influence of each episode group of the run's dataset."""
+    from trajlab.core.io import sha256_file
+
+    agent, dataset, env_id, dataset_path = load_offline_run(config.run)
+    groups = None if config.groups is None else list(config.groups)
+    select_episode_groups(dataset, agent.episode_group_masks, groups)  # unknown ids: before any write
+    scores = offline_scores(settings, env_id, explicit=config.scores is not None)
+    out = Path(config.out) if config.out is not None else Path(config.run) / ESTIMATE_DIR
+    check_free(out, config.overwrite)
+    found = estimate_offline(agent, dataset, env_id, settings, scores, groups)
+    stored = {"run": config.run, "estimate": to_dict(settings), "groups": config.groups, "scores": list(scores)}
+    run_dir = RunDirectory.create(out, stored, command="influence estimate", overwrite=config.overwrite)
+    masks = agent.episode_group_masks
+    result = {"run": config.run, "kind": "offline", "env_id": env_id, "dataset": str(dataset_path.resolve()),
+              "dataset_sha256": sha256_file(dataset_path), "group_unit": "episodes",
+              "group_size": masks.group_size, "num_members": masks.num_members, "scores": list(found.influence),
+              "base": found.base, "groups": _group_entries(found), **_rankings(found), "settings": to_dict(settings)}
+    result["plots"] = write_influence_report(run_dir, result)
+    result["run_dir"] = str(run_dir.path)
+    run_dir.write_result(result)
+    return result
+
+
+def _group_entries(found: Estimate) -> list[dict[str, Any]]:
+    return [{"group": group.group, "episodes": list(group.episodes or ()), "episode_ids": list(group.episode_ids),
+             "transition_ids": list(group.transition_ids), "size": group.size,
+             "mask": group.mask.astype(int).tolist(),
+             "influence": {score: float(values[index]) for score, values in found.influence.items()}}
+            for index, group in enumerate(found.groups)]
+
+
+def _rankings(found: Estimate) -> dict[str, list[int]]:
+    """Most harmful and most helpful group by return, else by TD self-influence (the first score there is)."""
+    score = "return" if "return" in found.influence else next(iter(found.influence))
+    ranked = found.ranked(score)
+    return {"most_harmful": ranked[:1], "most_helpful": ranked[-1:]}
+
+
 def check_free(out: Path, overwrite: bool) -> None:
     """Refuse a taken output folder before the work, not after it (RunDirectory.create would, but late)."""
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -252,8 +361,8 @@ def amend(config: InfluenceAmendConfig) -> dict[str, Any]:
     """Switch off one group (the estimate's best removal, or `group`) and write the agent as a checkpoint."""
     if not config.out:
         raise TrajlabError("amend needs --out, the run directory of the amended agent")
-    agent, replay, env_id = load_masked_run(config.run)
-    group = _amend_group(config, replay)
+    agent, select, env_id = _amend_source(config.run)
+    group = _amend_group(config, select)
     check_free(Path(config.out), config.overwrite)
     fixed = amended(agent, group)
     before, after = (evaluate(candidate, env_id, episodes=config.n_eval, seed=config.seed)
@@ -263,18 +372,31 @@ def amend(config: InfluenceAmendConfig) -> dict[str, Any]:
                             {"env_id": env_id, "amended_from": config.run, "removed_group": group.group})
     result = {"run": config.run, "env_id": env_id, "group": group.group, "by": config.by,
               "transition_ids": list(group.transition_ids), "deploy_mask": (~group.mask).astype(int).tolist(),
+              "episodes": None if group.episodes is None else list(group.episodes),
               "return_before": before.mean_return, "return_after": after.mean_return,
               "checkpoint": str(checkpoint), "run_dir": str(run_dir.path)}
     run_dir.write_result(result)
     return result
 
 
-def _amend_group(config: InfluenceAmendConfig, replay: ReplayBuffer) -> Group:
+def _amend_source(run: str) -> tuple[Any, Callable[[list[int] | None], list[Group]], str]:
+    """(agent, group ids -> groups, env id) of an online run (replay-buffer groups) or an offline one (episode
+    groups of its dataset; it needs a known environment to measure the return before and after)."""
+    if not is_offline_run(run):
+        agent, replay, env_id = load_masked_run(run)
+        return agent, lambda wanted: select_groups(replay, wanted), env_id
+    agent, dataset, env_id, _ = load_offline_run(run)
+    if env_id is None:
+        raise TrajlabError(f"{run}: its dataset names no known environment, so amending has no return to compare")
+    return agent, lambda wanted: select_episode_groups(dataset, agent.episode_group_masks, wanted), env_id
+
+
+def _amend_group(config: InfluenceAmendConfig, select: Callable[[list[int] | None], list[Group]]) -> Group:
     if config.group is not None:
-        return select_groups(replay, [config.group])[0]
+        return select([config.group])[0]
     source = Path(config.estimate) if config.estimate is not None else Path(config.run) / ESTIMATE_DIR
     saved = RunDirectory.open(source).result()
-    groups = select_groups(replay, [item["group"] for item in saved["groups"]])
+    groups = select([item["group"] for item in saved["groups"]])
     values = {score: np.asarray([item["influence"][score] for item in saved["groups"]]) for score in saved["scores"]}
     return best_removal(Estimate(groups, saved["base"], values), by=config.by)
 
@@ -308,6 +430,9 @@ def loo(config: InfluenceLooConfig, *, progress: bool = True) -> dict[str, Any]:
     """Leave-one-out influence of every group, with its rank correlation to PIToD's when an estimate exists."""
     from trajlab.influence.loo import LooConfig, leave_one_out
 
+    if is_offline_run(config.run):
+        raise TrajlabError(f"{config.run} is an offline run: leaving a group out is retraining without its "
+                           "episodes, `trajlab forget --method retrain --episodes-from RUN --worst N`")
     _, replay, env_id = load_masked_run(config.run)
     select_groups(replay, None if config.groups is None else list(config.groups))
     out = Path(config.out) if config.out is not None else Path(config.run) / "loo"
@@ -337,3 +462,46 @@ def _compare_with_pitod(config: InfluenceLooConfig, groups: list[int], influence
 
     correlation = float(spearmanr(pitod, influence).statistic)
     return {"pitod_influence": pitod, "spearman": None if np.isnan(correlation) else correlation}
+
+
+# --- the forget chain --------------------------------------------------------------------------------------
+def worst_episodes(source: str | Path, worst: int, by: str, dataset: str | Path) -> tuple[list[int], dict[str, Any]]:
+    """Episode ids of the `worst` most harmful groups of an offline influence estimate, and the record of the
+    choice for the deletion certificate (`trajlab forget --episodes-from SOURCE --worst N --by SCORE`).
+
+    SOURCE is an estimate directory or the offline influence run holding one (RUN/influence). Harmful means the
+    highest influence on `by` (return: the agent does better without the group; td, policy: the group's own
+    loss rises most without it). `dataset` must be the very file the estimate was made on.
+    """
+    from trajlab.core.io import sha256_file
+
+    estimate_dir = _estimate_dir(Path(source))
+    saved = RunDirectory.open(estimate_dir).result()
+    if saved.get("kind") != "offline":
+        raise TrajlabError(f"{source}: not an estimate of an offline run (its groups are not dataset episodes); "
+                           "run `trajlab influence estimate` on a `trajlab influence train --dataset` run")
+    if by not in saved["scores"]:
+        raise TrajlabError(f"--by {by}: the estimate in {estimate_dir} has {', '.join(saved['scores'])}")
+    groups = saved["groups"]
+    if not 1 <= worst <= len(groups):
+        raise TrajlabError(f"--worst {worst}: the estimate in {estimate_dir} has {len(groups)} groups; "
+                           f"give 1..{len(groups)}")
+    if sha256_file(dataset) != saved["dataset_sha256"]:
+        raise TrajlabError(f"{dataset} is not the dataset of influence run {saved['run']} ({saved['dataset']})")
+    ranked = sorted(groups, key=lambda group: -group["influence"][by])[:worst]  # sorted is stable: ties by id
+    episodes = sorted(episode for group in ranked for episode in group["episodes"])
+    record = {"episodes_from": str(Path(source).resolve()), "estimate": str(estimate_dir.resolve()),
+              "influence_run": saved["run"], "by": by, "worst": worst,
+              "groups": [group["group"] for group in ranked],
+              "influence": [group["influence"][by] for group in ranked], "episode_ids": episodes}
+    return episodes, record
+
+
+def _estimate_dir(source: Path) -> Path:
+    """SOURCE itself when it holds an estimate's result.json, else SOURCE/influence; anything else is an error."""
+    for candidate in (source, source / ESTIMATE_DIR):
+        if (candidate / "result.json").is_file() and (candidate / "config.yaml").is_file() and \
+                RunDirectory.open(candidate).config().get("estimate") is not None:
+            return candidate
+    raise TrajlabError(f"--episodes-from {source}: no influence estimate there (run `trajlab influence estimate "
+                       f"{source}` on an offline influence run first)")

@@ -32,6 +32,8 @@ from trajlab.core.rundir import RunDirectory, agent_checkpoint
 from trajlab.core.seeding import derive_seed
 from trajlab.data.replay import ReplayBuffer
 from trajlab.eval.rollouts import rollouts_by_copy
+from trajlab.influence.common import influence, loss_shares
+from trajlab.influence.common import return_scores as shared_return_scores
 
 BIAS_FLOOR = 10.0
 """|G| below this counts as this in the bias's denominator (the paper's normalisation)."""
@@ -81,7 +83,7 @@ SCORES = ("return", "bias", "td", "policy")
 
 @dataclass(frozen=True)
 class Group:
-    """One experience group as the replay buffer holds it."""
+    """One experience group: consecutive transitions of a replay buffer, or consecutive episodes of a dataset."""
 
     group: int
     transition_ids: tuple[int, int]
@@ -91,6 +93,8 @@ class Group:
     size: int
     mask: np.ndarray = field(repr=False)
     """Its member mask [K] (bool)."""
+    episodes: tuple[int, ...] | None = None
+    """Every episode id of the group (an offline dataset's episode group; None for a replay buffer's group)."""
 
 
 @dataclass
@@ -107,11 +111,6 @@ class Estimate:
         """Group ids from the most harmful to the most helpful by `score` (return: high influence = harmful)."""
         order = np.argsort(-self.influence[score] if score != "bias" else self.influence[score], kind="stable")
         return [self.groups[index].group for index in order]
-
-
-def influence(flipped: np.ndarray, all_members: float) -> np.ndarray:
-    """score(flipped mask of each group) - score(all members)."""
-    return np.asarray(flipped, dtype=np.float64) - float(all_members)
 
 
 # --- groups --------------------------------------------------------------------------------------------------
@@ -176,11 +175,7 @@ def _saved_capacity(path: Path) -> int:
 # --- scores ----------------------------------------------------------------------------------------------------
 def return_scores(agent: MaskedAgent, env_id: str, masks: np.ndarray, config: EstimateConfig) -> np.ndarray:
     """Mean deterministic return under each mask [M, K] -> [M]; every mask sees the same n_eval reset seeds."""
-    n_eval, first = config.n_eval, derive_seed(config.seed, "pitod-return") % 2**31
-    seeds = [first + episode for _ in range(len(masks)) for episode in range(n_eval)]
-    rollouts = rollouts_by_copy(lambda obs, rows, det: agent.act_masked(obs, masks[rows // n_eval], det),
-                                env_id, seeds, deterministic=True, max_steps=config.max_steps)
-    return rollouts.returns.reshape(len(masks), n_eval).mean(axis=1)
+    return shared_return_scores(agent, env_id, masks, config.n_eval, config.seed, config.max_steps)
 
 
 def bias_scores(agent: Any, env_id: str, masks: np.ndarray, config: EstimateConfig) -> np.ndarray:
@@ -230,14 +225,7 @@ def loss_self_influence(agent: Any, replay: ReplayBuffer, groups: list[Group], c
     `compute_losses` call per mask setting, with the same random draws for both.
     """
     batch, owner = _group_batch(replay, groups, config)
-    seed = derive_seed(config.seed, "pitod-losses")
-    flipped = _losses_with_seed(agent, batch.replace(masks=~batch.masks), seed)
-    everyone = _losses_with_seed(agent, batch.replace(masks=None), seed)
-    shares = {}
-    for score, term in terms.items():
-        rises = (flipped[term] > everyone[term]).cpu().numpy()
-        shares[score] = np.asarray([rises[owner == index].mean() for index in range(len(groups))])
-    return shares
+    return loss_shares(agent, batch, owner, len(groups), config.seed, terms)
 
 
 def _group_batch(replay: ReplayBuffer, groups: list[Group], config: EstimateConfig) -> tuple[Batch, np.ndarray]:
@@ -250,15 +238,6 @@ def _group_batch(replay: ReplayBuffer, groups: list[Group], config: EstimateConf
         rows.append(chosen % replay.capacity)
         owner.append(np.full(len(chosen), index))
     return replay.batch_at(np.concatenate(rows)), np.concatenate(owner)
-
-
-def _losses_with_seed(agent: Any, batch: Batch, seed: int) -> dict[str, Tensor]:
-    device = torch.device(getattr(agent, "device", "cpu"))
-    # manual_seed below seeds every device, so the fork must restore the agent's GPU generator too
-    cuda = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda), torch.no_grad():
-        torch.manual_seed(seed)
-        return {name: value.detach() for name, value in agent.compute_losses(batch.to(device)).terms().items()}
 
 
 # --- the estimate and the amendment ------------------------------------------------------------------------
@@ -303,9 +282,17 @@ def best_removal(result: Estimate, by: str = "return") -> Group:
     return result.groups[index]
 
 
+@runtime_checkable
+class DeployableAgent(Protocol):
+    """An agent that can act under a member mask (masked_sac, masked_td3_bc, masked_iql): what amendment needs."""
+
+    def set_deploy_mask(self, mask: np.ndarray | None) -> None:
+        """Act with this member mask [K] from now on."""
+
+
 def amended(agent: Any, group: Group) -> Any:
     """A copy of `agent` that acts with the flipped mask of `group` (the agent given is left as it was)."""
-    require(agent, MaskedAgent, needed_by="PIToD amendment")
+    require(agent, DeployableAgent, needed_by="PIToD amendment")
     copied = copy.deepcopy(agent)
     copied.set_deploy_mask(~group.mask)
     return copied

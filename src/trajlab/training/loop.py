@@ -135,9 +135,13 @@ class EvalSummary:
                    int(len(result.returns)), result.mean_behaviour_normalized_score)
 
     def status(self) -> str:
-        """'eval 123.4' or 'eval 123.4 (D4RL score 56.7)', for a progress bar."""
-        score = "" if self.normalized_score is None else f" (D4RL score {self.normalized_score:.1f})"
-        return f"eval {self.mean_return:.1f}{score}"
+        """'eval 123.4', 'eval 123.4 (D4RL score 56.7)' or, where D4RL has no reference, 'eval 123.4 (vs
+        behaviour 56.7)', for a progress bar (each score named: they differ by far on weak-expert datasets)."""
+        if self.normalized_score is not None:
+            return f"eval {self.mean_return:.1f} (D4RL score {self.normalized_score:.1f})"
+        if self.behaviour_normalized_score is not None:
+            return f"eval {self.mean_return:.1f} (vs behaviour {self.behaviour_normalized_score:.1f})"
+        return f"eval {self.mean_return:.1f}"
 
 
 def evaluated_at(step: int, latest: EvalSummary | None) -> EvalSummary | None:

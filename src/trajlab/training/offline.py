@@ -37,6 +37,7 @@ from trajlab.data.dataset import TransitionDataset
 from trajlab.data.sampler import TensorSampler
 from trajlab.training.loop import Cadence, EvalSummary, Loop, MetricWindow, Periodic, WallClock, evaluated_at
 from trajlab.training.resume import ResumeState, restore_torch_random_states, torch_random_states
+from trajlab.training.steps import dataset_masks
 
 RESULT_KEYS = ("algo", "preset", "dataset", "env_id", "steps", "seed", "device", "wall_time_s", "updates_per_s",
                "final_metrics", "eval_mean_return", "eval_std_return", "eval_normalized_score",
@@ -126,13 +127,6 @@ def prepare_training(agent_class: type[AgentBase], agent_config: Any, dataset: T
     agent = new_agent(agent_class, spec or dataset.spec, agent_config, seed=seed, device=device, runtime=runtime)
     agent.prepare(dataset)
     return agent, dataset.sampler(device=device, seed=derive_seed(seed, "sampler"), masks=dataset_masks(agent, dataset))
-
-
-def dataset_masks(agent: Any, dataset: TransitionDataset) -> Any:
-    """Each row's turn-over dropout mask [N, K] for an agent with masked ensembles over episode groups
-    (`episode_group_masks`, masked_td3_bc / masked_iql), from the rows' episode ids; None for any other agent."""
-    group_masks = getattr(agent, "episode_group_masks", None)
-    return None if group_masks is None else group_masks.masks_of(dataset.episode_ids)
 
 
 def _check_options(config: TrainConfig) -> None:

@@ -44,8 +44,16 @@ def check_steps(**steps: int) -> None:
 
 
 def sampler_for(agent: Any, dataset: TransitionDataset, seed: int, *names: str | int) -> Any:
-    """A tensor sampler on the agent's device, seeded by a named child of `seed`."""
-    return dataset.sampler(device=device_of(agent), seed=derive_seed(seed, *names))
+    """A tensor sampler on the agent's device, seeded by a named child of `seed`; a masked offline agent's
+    batches carry their episode groups' masks, so training further keeps every group on its own members."""
+    return dataset.sampler(device=device_of(agent), seed=derive_seed(seed, *names), masks=dataset_masks(agent, dataset))
+
+
+def dataset_masks(agent: Any, dataset: TransitionDataset) -> Any:
+    """Each row's turn-over dropout mask [N, K] for an agent with masked ensembles over episode groups
+    (`episode_group_masks`: masked_td3_bc, masked_iql), from the rows' episode ids; None for any other agent."""
+    group_masks = getattr(agent, "episode_group_masks", None)
+    return None if group_masks is None else group_masks.masks_of(dataset.episode_ids)
 
 
 _UPDATE_LISTENER: ContextVar[Callable[[], None] | None] = ContextVar("trajlab_update_listener", default=None)

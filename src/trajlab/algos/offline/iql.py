@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from trajlab.algos.base import AGENTS, RuntimeOptions
+from trajlab.algos.masking import MaskedEnsembleFields
 from trajlab.algos.offline.base import OfflineAgent, check_action_space, returns_range_scale
 from trajlab.algos.offline.masked import MaskedOfflineMixin
 from trajlab.core.protocols import Batch, LossOutput
@@ -233,19 +234,9 @@ class DiscreteIQL(IQL):
 
 
 @dataclass(frozen=True)
-class MaskedIQLConfig(IQLConfig):
+class MaskedIQLConfig(MaskedEnsembleFields, IQLConfig):
     """IQL with turn-over dropout: actor, critics and value function are masked ensembles over episode groups."""
 
-    ensemble_size: int = 10
-    """K, the sub-networks of every masked ensemble (even; each episode group trains K/2 of them)."""
-    group_size: int = 1
-    """Consecutive episodes (by episode id) that share one member mask (1: a mask per episode)."""
-    mask_seed: int | None = None
-    """Seed of the group masks; None means the agent's seed."""
-    layer_norm: bool = False
-    """Layer normalisation after each hidden layer of every sub-network (PIToD's SAC has it; off by default as in
-    the algorithm's paper, and because its batch reductions make a weight-0 sample differ from a left-out one by
-    rounding, which `check_agent` refuses)."""
 
 
 @AGENTS.register("masked_iql")

@@ -17,12 +17,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from trajlab.core.errors import TrajlabError
+from trajlab.algos.masking import DeployMask
 from trajlab.core.protocols import Batch
 from trajlab.data.masks import GroupMasks
 
 
-class MaskedOfflineMixin:
+class MaskedOfflineMixin(DeployMask):
     """Masks, masked acting and the deploy mask of a masked offline agent (put before the algorithm's class).
 
     The config needs `ensemble_size`, `group_size` (episodes per group) and `mask_seed`; the algorithm's networks
@@ -67,20 +67,3 @@ class MaskedOfflineMixin:
         """min over the critics of Q(s, a) [N] under `mask`, for raw observations and env-unit actions."""
         inputs = self.network_inputs(observations.to(self.device), actions.to(self.device))  # type: ignore[attr-defined]
         return self.critic(*inputs, mask=mask).min(dim=0).values
-
-    def set_deploy_mask(self, mask: np.ndarray | Tensor | None) -> None:
-        """Act with this member mask [K] from now on (None: every member)."""
-        if mask is None:
-            self.deploy_mask = None
-            return
-        mask = torch.as_tensor(np.asarray(mask, dtype=bool), device=self.device)
-        if mask.shape != (self.num_members,) or not bool(mask.any()):
-            raise TrajlabError(f"a deploy mask needs {self.num_members} entries with at least one member on, "
-                               f"got shape {tuple(mask.shape)}")
-        self.deploy_mask = mask
-
-    def extra_state(self) -> dict[str, Any]:
-        return {"deploy_mask": None if self.deploy_mask is None else self.deploy_mask.cpu().tolist()}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        self.set_deploy_mask(state.get("deploy_mask"))

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from trajlab.algos.base import AGENTS, RuntimeOptions
+from trajlab.algos.masking import MaskedEnsembleFields
 from trajlab.algos.offline.base import OfflineAgent
 from trajlab.algos.offline.masked import MaskedOfflineMixin
 from trajlab.core.errors import TrajlabError
@@ -173,19 +174,9 @@ class TD3BC(OfflineAgent):
 
 
 @dataclass(frozen=True)
-class MaskedTD3BCConfig(TD3BCConfig):
+class MaskedTD3BCConfig(MaskedEnsembleFields, TD3BCConfig):
     """TD3+BC with turn-over dropout: the actor and both critics are masked ensembles over episode groups."""
 
-    ensemble_size: int = 10
-    """K, the sub-networks of every masked ensemble (even; each episode group trains K/2 of them)."""
-    group_size: int = 1
-    """Consecutive episodes (by episode id) that share one member mask (1: a mask per episode)."""
-    mask_seed: int | None = None
-    """Seed of the group masks; None means the agent's seed."""
-    layer_norm: bool = False
-    """Layer normalisation after each hidden layer of every sub-network (PIToD's SAC has it; off by default as in
-    the algorithm's paper, and because its batch reductions make a weight-0 sample differ from a left-out one by
-    rounding, which `check_agent` refuses)."""
 
 
 @AGENTS.register("masked_td3_bc")

@@ -13,13 +13,13 @@ amended to the flipped mask of a harmful group is a normal checkpoint any trajla
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from trajlab.algos.base import AGENTS, RuntimeOptions
+from trajlab.algos.masking import DeployMask
 from trajlab.algos.online.sac import SAC, SACConfig
 from trajlab.core.errors import TrajlabError
 from trajlab.core.protocols import Batch
@@ -46,7 +46,7 @@ class MaskedSACConfig(SACConfig):
 
 
 @AGENTS.register("masked_sac")
-class MaskedSAC(SAC):
+class MaskedSAC(DeployMask, SAC):
     """SAC whose actor and critics are masked ensembles; networks as SAC's, plus `deploy_mask` for acting."""
 
     name = "masked_sac"
@@ -106,20 +106,3 @@ class MaskedSAC(SAC):
         """log pi(a|s) [N] under `mask`, for actions in env units."""
         return self.actor.log_prob(observations.to(self.device), self.normalized_actions(actions.to(self.device)),
                                    mask=mask)
-
-    def set_deploy_mask(self, mask: np.ndarray | Tensor | None) -> None:
-        """Act with this member mask [K] from now on (None: every member)."""
-        if mask is None:
-            self.deploy_mask = None
-            return
-        mask = torch.as_tensor(np.asarray(mask, dtype=bool), device=self.device)
-        if mask.shape != (self.num_members,) or not bool(mask.any()):
-            raise TrajlabError(f"a deploy mask needs {self.num_members} entries with at least one member on, "
-                               f"got shape {tuple(mask.shape)}")
-        self.deploy_mask = mask
-
-    def extra_state(self) -> dict[str, Any]:
-        return {"deploy_mask": None if self.deploy_mask is None else self.deploy_mask.cpu().tolist()}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        self.set_deploy_mask(state.get("deploy_mask"))

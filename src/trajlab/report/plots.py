@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,11 +46,7 @@ def plot_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], p
     if len(curves) > 1:
         axis.legend()
     figure.tight_layout()
-    target = Path(path)
-    with atomic_path(target) as temp:
-        figure.savefig(temp, format="png")
-    plt.close(figure)
-    return target
+    return save_figure(figure, path)
 
 
 def plot_bars(values: Mapping[str, float], path: str | Path, *, title: str, ylabel: str,
@@ -82,6 +79,13 @@ def plot_bars(values: Mapping[str, float], path: str | Path, *, title: str, ylab
     axis.set_ylabel(ylabel)
     axis.grid(alpha=0.3, axis="y")
     figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def save_figure(figure: Any, path: str | Path) -> Path:
+    """Write a matplotlib figure as PNG atomically (a reader never sees half a file) and close it."""
+    import matplotlib.pyplot as plt
+
     target = Path(path)
     with atomic_path(target) as temp:
         figure.savefig(temp, format="png")

@@ -7,7 +7,7 @@ from typing import Any
 
 from trajlab.core.rundir import RunDirectory
 from trajlab.report import Report
-from trajlab.report.plots import plot_bars
+from trajlab.report.plots import plot_bars, save_figure
 
 TOP = 5
 """Groups listed as most harmful and most helpful."""
@@ -52,7 +52,6 @@ def influence_heatmap(path: Path, history: list[dict[str, Any]], score: str) -> 
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from trajlab.core.io import atomic_path
 
     groups = sorted({group for entry in history for group in entry["groups"]})
     grid = np.full((len(groups), len(history)), np.nan)
@@ -68,7 +67,4 @@ def influence_heatmap(path: Path, history: list[dict[str, Any]], score: str) -> 
     axis.set_title(f"influence on {score} over training")
     figure.colorbar(image, ax=axis)
     figure.tight_layout()
-    with atomic_path(path) as temp:
-        figure.savefig(temp, format="png")
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from trajlab.audit.lira import LiraResult
-from trajlab.core.io import atomic_path
 from trajlab.report import Report
+from trajlab.report.plots import save_figure
 
 
 def lira_section(report: Report, audit: LiraResult) -> None:
@@ -62,10 +62,7 @@ def roc_plot(path: Path, audit: LiraResult | None) -> Path | None:
     axis.grid(alpha=0.3, which="both")
     axis.legend(loc="lower right")
     figure.tight_layout()
-    with atomic_path(path) as temp:
-        figure.savefig(temp, format="png")
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def score_plot(path: Path, audit: LiraResult | None) -> Path | None:
@@ -90,10 +87,7 @@ def score_plot(path: Path, audit: LiraResult | None) -> Path | None:
     axis.set_title("Membership scores")
     axis.legend(fontsize=7)
     figure.tight_layout()
-    with atomic_path(path) as temp:
-        figure.savefig(temp, format="png")
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def _rug(axis: Any, scores: list[float], label: str, colour: str) -> None:

@@ -7,11 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from trajlab.core.io import atomic_path
 from trajlab.data.dataset import TransitionDataset
 from trajlab.privacy.diffusion import transition_matrix
 from trajlab.privacy.fidelity import column_names
 from trajlab.report import Report
+from trajlab.report.plots import save_figure
 
 MAX_PANELS = 36
 """At most this many dimensions get a panel (Hopper's 27 columns fit; larger spaces show the first ones)."""
@@ -43,11 +43,7 @@ def plot_marginals(real: TransitionDataset, synthetic: TransitionDataset, path: 
     axes.flat[0].legend(fontsize=6)
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
-    target = Path(path)
-    with atomic_path(target) as temp:
-        figure.savefig(temp, format="png")
-    plt.close(figure)
-    return target
+    return save_figure(figure, path)
 
 
 def write_synth_report(path: str | Path, result: dict[str, Any], plots: list[str]) -> Path:

@@ -10,8 +10,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# safety-gymnasium 1.0.0 (latest release, 2023) pins pygame==2.1.0 (no wheel for Python 3.11), gymnasium==0.28.1
+# and mujoco==2.3.3, all incompatible with the stack above, and pip extras cannot say --no-deps: so it is installed
+# here without its pins, and trajlab.envs.safety_compat makes it import on gymnasium 1.0.
+SAFETY_GYMNASIUM := safety-gymnasium==1.0.0
+
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --no-deps $(SAFETY_GYMNASIUM)
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -92,6 +92,15 @@ def test_concat_keeps_ids_and_rejects_overlap(dataset):
         dataset.concat(labelled([2], first_episode=10, first_transition=900))
 
 
+def test_with_actions_replaces_actions_only_and_refuses_another_shape(dataset):
+    replaced = dataset.with_actions(np.zeros_like(dataset.actions))
+    assert np.all(replaced.actions == 0) and not np.all(dataset.actions == 0)
+    np.testing.assert_array_equal(replaced.transition_ids, dataset.transition_ids)
+    np.testing.assert_array_equal(replaced.rewards, dataset.rewards)
+    with pytest.raises(TrajlabError, match="actions of shape"):
+        dataset.with_actions(np.zeros((len(dataset) - 1, *dataset.actions.shape[1:])))
+
+
 def test_with_rewards_keeps_ids_and_leaves_the_original(dataset):
     negated = dataset.with_rewards(-dataset.rewards)
     np.testing.assert_array_equal(negated.transition_ids, dataset.transition_ids)

@@ -52,8 +52,8 @@ class GenerateConfig:
     out: str = ""
     """Dataset file to write (trajlab HDF5)."""
     preset: str = "quick"
-    """Preset: configs/data/<preset>.yaml (quick: minutes on 2 CPU cores; paper: D4RL sizes); part of the work
-    folder's name."""
+    """Preset: configs/data/<preset>.yaml (quick: minutes on 2 CPU cores; bench: for benchmarks, about an hour
+    per env; paper: D4RL sizes); part of the work folder's name."""
     seed: int = 0
     """Seed of the behaviour training, the evaluations and the collection."""
     sac_preset: str = "quick"

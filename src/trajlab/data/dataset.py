@@ -244,6 +244,13 @@ class TransitionDataset:
         """The same transitions with other rewards (for example negated or randomised)."""
         return dataclasses.replace(self, rewards=np.asarray(rewards, dtype=np.float32))
 
+    def with_actions(self, actions: np.ndarray) -> TransitionDataset:
+        """The same transitions with other actions (same shape and dtype as the dataset's)."""
+        actions = np.asarray(actions, dtype=self.actions.dtype)
+        if actions.shape != self.actions.shape:
+            raise TrajlabError(f"actions of shape {actions.shape} for a dataset whose actions are {self.actions.shape}")
+        return dataclasses.replace(self, actions=actions)
+
     def with_metadata(self, **entries: Any) -> TransitionDataset:
         return dataclasses.replace(self, metadata={**self.metadata, **entries})
 

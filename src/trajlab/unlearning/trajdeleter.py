@@ -12,6 +12,18 @@ original agent's target with weight w. The paper adds w * (Q - y_original)^2 to 
 the same minimiser as one squared error against (y + w * y_original) / (1 + w), which is what the agent's own
 critic loss sees here (its gradient is 1 + w times smaller, a constant factor that Adam normalises away).
 
+Backdoors (`forget_actions="neighbours"`, not in the paper). The policy losses of offline agents imitate the
+data's actions (TD3+BC's behaviour-cloning term, IQL's and AWAC's advantage-weighted likelihood). On the D_u
+blocks that imitation keeps teaching the very actions to be forgotten, so a backdoor planted in them (a trigger
+state paired with a bad action) survives TrajDeleter whatever the negated rewards do to the values. Retraining
+removes it because the policy at a forgotten state is then whatever the retained data teaches near it. The
+variant splits phase 1's D_u blocks in two kinds, taken in turn:
+- value blocks: D_u with negated rewards as in the paper, with the policy's loss switched off (scale 0), so the
+  values of the forgotten actions go down but the policy no longer imitates them. An agent greedy in its
+  Q-values (no actor term) keeps lambda on its TD term: lowering those values is how its policy moves;
+- neighbour blocks: every D_u transition with the action and reward of the nearest retained transition
+  (observations standardised by D_r's spread), at the forgotten state: what retraining's policy learns there.
+
 Both phases run the agent's own `update()`; only the data, the rewards, a loss scale and the TD target change.
 What that asks of the agent beyond `Agent` is `required_capabilities(config)`: LossScalable for phase 1 when
 it has a D_u block, TDTargetProvider for phase 2 when it has steps.
@@ -24,6 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from torch import Tensor
 
 from trajlab.algos.base import scaled_losses
@@ -51,8 +64,15 @@ class TrajDeleterConfig:
     """w: pull of the frozen original agent's TD target on the critic in phase 2 (0: plain training)."""
     batch_size: int | None = None
     """Transitions per update (None: the agent's own batch size)."""
+    forget_actions: str = "dataset"
+    """The actions of the forget set's batches in phase 1: dataset (the paper: D_u's own, which a policy loss that
+    imitates the data keeps copying) or neighbours (each replaced by the action of the nearest retained state:
+    what retraining's policy learns there; removes backdoors, see the module docs)."""
     seed: int = 0
     """Seed of the batch samplers."""
+
+
+FORGET_ACTIONS = ("dataset", "neighbours")
 
 
 @contextmanager
@@ -85,16 +105,39 @@ def negated_rewards(forget: TransitionDataset) -> TransitionDataset:
     return forget.with_rewards(-forget.rewards)
 
 
-def forgetting_phase(agent: Any, remaining: Any, forget: Any, config: TrajDeleterConfig, batch_size: int) -> None:
-    """Phase 1: alternate `block_length` updates on D_r with `block_length` on negated-reward D_u."""
+def neighbour_transitions(forget: TransitionDataset, remaining: TransitionDataset) -> TransitionDataset:
+    """D_u with each action and reward replaced by those of the nearest D_r state (Euclidean distance between
+    observations divided by D_r's per-dimension standard deviation, so no dimension dominates by its units)."""
+    from scipy.spatial import cKDTree
+
+    scale = np.maximum(remaining.observations.std(axis=0), 1e-6)
+    _, nearest = cKDTree(remaining.observations / scale).query(forget.observations / scale, k=1)
+    return forget.with_actions(remaining.actions[nearest]).with_rewards(remaining.rewards[nearest])
+
+
+def forget_blocks(agent: Any, forget: TransitionDataset, remaining: TransitionDataset,
+                  config: TrajDeleterConfig) -> list[tuple[TransitionDataset, dict[str, float]]]:
+    """Phase 1's kinds of D_u block, taken in turn: (data, loss scales) each (see the module docs)."""
+    term = balanced_term(agent)
+    if config.forget_actions == "dataset":
+        return [(negated_rewards(forget), {term: config.balance})]
+    values = (negated_rewards(forget), {term: 0.0 if term == "actor" else config.balance})
+    return [values, (neighbour_transitions(forget, remaining), {})]
+
+
+def forgetting_phase(agent: Any, remaining: Any, forget_blocks: list[tuple[Any, dict[str, float]]],
+                     config: TrajDeleterConfig, batch_size: int) -> None:
+    """Phase 1: alternate `block_length` updates on D_r with `block_length` on a D_u block (the kinds of D_u
+    block in turn: one kind, negated-reward D_u, in the paper)."""
     done, block = 0, 0
     while done < config.forget_steps:
         steps = min(config.block_length, config.forget_steps - done)
         if block % 2 == 0:
             train_steps(agent, remaining, steps, batch_size)
         else:
-            with scaled_losses(agent, **{balanced_term(agent): config.balance}):
-                train_steps(agent, forget, steps, batch_size)
+            sampler, scales = forget_blocks[(block // 2) % len(forget_blocks)]
+            with scaled_losses(agent, **scales):
+                train_steps(agent, sampler, steps, batch_size)
         done, block = done + steps, block + 1
 
 
@@ -115,8 +158,10 @@ def unlearn(agent: Any, dataset: TransitionDataset, forget_episode_ids: Iterable
     unlearned = copy_agent(agent)
     batch_size = batch_size_of(unlearned, config.batch_size)
     remaining_sampler = sampler_for(unlearned, remaining, config.seed, "trajdeleter", "remaining")
-    forget_sampler = sampler_for(unlearned, negated_rewards(forget), config.seed, "trajdeleter", "forget")
-    forgetting_phase(unlearned, remaining_sampler, forget_sampler, config, batch_size)
+    # the first kind's sampler keeps the paper's seed name, so the paper's method is unchanged by the variant
+    blocks = [(sampler_for(unlearned, data, config.seed, "trajdeleter", "forget", *([kind] if kind else [])), scales)
+              for kind, (data, scales) in enumerate(forget_blocks(unlearned, forget, remaining, config))]
+    forgetting_phase(unlearned, remaining_sampler, blocks, config, batch_size)
     convergence_phase(unlearned, agent, remaining_sampler, config, batch_size)
     return unlearned
 
@@ -151,6 +196,8 @@ def check_config(agent: Any, config: TrajDeleterConfig) -> None:
         raise TrajlabError(f"block_length must be positive, got {config.block_length}")
     if config.balance < 0 or config.reference_weight < 0:
         raise TrajlabError("balance and reference_weight must be non-negative")
+    if config.forget_actions not in FORGET_ACTIONS:
+        raise TrajlabError(f"forget_actions must be one of {', '.join(FORGET_ACTIONS)}, got {config.forget_actions!r}")
     needed = required_capabilities(config)
     require(agent, *needed, needed_by="TrajDeleter")
     if LossScalable in needed:

@@ -34,6 +34,7 @@ COMMAND_CONFIGS = {
     "synth sample": ("trajlab.commands.synth:SampleConfig", {"--n": "num"}),
     "synth evaluate": ("trajlab.commands.synth:EvaluateConfig", {}),
     "synth attack": ("trajlab.commands.synth:AttackRunConfig", {}),
+    "synth downstream": ("trajlab.commands.synth_downstream:DownstreamConfig", {"--env": "env_id"}),
     "influence train": ("trajlab.commands.influence:InfluenceTrainConfig",
                         {"--env": "env_id", "--members": "ensemble_size", "--threads": "num_threads"}),
     "influence estimate": ("trajlab.commands.influence:InfluenceEstimateConfig", {}),

@@ -120,3 +120,36 @@ def test_sampling_a_public_only_model_says_it_is_not_private_and_never_overwrite
     assert "file exists" in capsys.readouterr().err
     assert cli("synth", "pretrain", "--public", root / "missing.h5", "--out", root / "none") == 2
     assert not (root / "none").exists()
+
+
+def test_downstream_trains_on_real_and_synthetic_and_reports_the_share(tmp_path, capsys):
+    from trajlab.data.collect import collect
+
+    real = collect(None, "Pendulum-v1", num_transitions=400, seed=0)
+    real.save(tmp_path / "real.h5")
+    # a stand-in release: other random-policy transitions, labelled as an epsilon-10 sample would be
+    collect(None, "Pendulum-v1", num_transitions=400, seed=1).with_metadata(epsilon=10.0).save(tmp_path / "syn.h5")
+    assert cli("synth", "downstream", tmp_path / "syn.h5", "--real", tmp_path / "real.h5", "--algos", "bc",
+               "--steps", 20, "--seeds", "0,1", "--eval-episodes", 1, "--threads", 1, "--out", tmp_path / "rl",
+               "--json") == 0
+    result = json.loads(capsys.readouterr().out)
+    summary = result["summary"]["bc"]
+    assert set(summary) == {"real", "synthetic-eps10"}
+    real_runs = result["runs"]["bc"]["real"]
+    assert [run["seed"] for run in real_runs] == [0, 1]
+    assert summary["real"]["mean_return"] == pytest.approx(np.mean([run["return"] for run in real_runs]))
+    assert summary["synthetic-eps10"]["share_of_real"] is None  # Pendulum's returns are negative: no share
+    assert (tmp_path / "rl" / "bc" / "synthetic-eps10-seed1" / "checkpoints" / "final.safetensors").is_file()
+    assert (tmp_path / "rl" / "plots" / "downstream.png").is_file()
+
+
+def test_downstream_refuses_a_synthetic_dataset_of_another_space(tmp_path, capsys):
+    from trajlab.data.collect import collect
+
+    collect(None, "Pendulum-v1", num_transitions=50, seed=0).save(tmp_path / "real.h5")
+    synthetic_dataset(num_episodes=2, episode_length=10).save(tmp_path / "other.h5")
+    code = cli("synth", "downstream", tmp_path / "other.h5", "--real", tmp_path / "real.h5", "--out",
+               tmp_path / "rl")
+    assert code == 2
+    assert "spaces differ from the real data's" in capsys.readouterr().err
+    assert not (tmp_path / "rl").exists()

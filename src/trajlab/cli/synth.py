@@ -1,4 +1,5 @@
-"""`trajlab synth pretrain|finetune|sample|evaluate|attack` (trajlab.commands.synth)."""
+"""`trajlab synth pretrain|finetune|sample|evaluate|attack|downstream` (trajlab.commands.synth and
+trajlab.commands.synth_downstream)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ EVALUATE = ConfigDocs("trajlab.commands.synth", "EvaluateConfig")
 DP = ConfigDocs("trajlab.privacy.training", "DPConfig")
 ATTACK = ConfigDocs("trajlab.commands.synth", "AttackRunConfig")
 ATTACKER = ConfigDocs("trajlab.privacy.membership", "AttackConfig")
+DOWNSTREAM = ConfigDocs("trajlab.commands.synth_downstream", "DownstreamConfig")
 NO_RESUME_HINT = "nothing was kept to resume from; rerun with --overwrite to start again"
 SET_OPTION = typer.Option([], "--set", help="Override a preset value: KEY=VALUE or SECTION.KEY=VALUE, e.g. "
                                             "diffusion.width=512 or dp.epochs=10.")
@@ -178,3 +180,40 @@ def attack(
                                out=str(out), synthetic=None if synthetic is None else str(synthetic), seed=seed,
                                threads=threads, overwrite=overwrite, attack={"sigma": sigma, "repeats": repeats})
     emit(run_attack(config), as_json, headline=("attack.*", "distance_to_closest_record.*"))
+
+
+@app.command("downstream")
+def downstream(
+    synthetic: str = typer.Argument(..., help=DOWNSTREAM["synthetic"]),
+    real: Path = typer.Option(..., "--real", help=DOWNSTREAM["real"]),
+    out: Path = options.out(DOWNSTREAM),
+    algos: str | None = typer.Option(None, "--algos", help=DOWNSTREAM["algos"]),
+    steps: int | None = typer.Option(None, "--steps", help=DOWNSTREAM["steps"]),
+    seeds: str | None = typer.Option(None, "--seeds", help=DOWNSTREAM["seeds"]),
+    eval_episodes: int | None = typer.Option(None, "--eval-episodes", help=DOWNSTREAM["eval_episodes"]),
+    env: str | None = typer.Option(None, "--env", help=DOWNSTREAM["env_id"]),
+    preset: str = options.preset(DOWNSTREAM),
+    device: str = options.device(DOWNSTREAM),
+    threads: int | None = options.threads(DOWNSTREAM),
+    overwrite: bool = options.overwrite(DOWNSTREAM),
+    as_json: bool = JSON,
+) -> None:
+    """Train offline agents on the real data and on each synthetic dataset, evaluate them in the environment,
+    and report each synthetic dataset's return as a share of the real data's.
+
+    Examples:
+
+      trajlab synth downstream synthetic.h5 --real private.h5 --out runs/synth-rl
+
+      trajlab synth downstream nondp.h5,eps1.h5,eps10.h5 --real private.h5 --algos iql --seeds 0,1,2 --out runs/rl
+    """
+    from trajlab.commands.synth import load_synth_config
+    from trajlab.commands.synth_downstream import DownstreamConfig, run_downstream
+
+    config = load_synth_config(
+        DownstreamConfig, "downstream", preset, synthetic=_paths(synthetic), real=str(real), out=str(out),
+        algos=None if algos is None else _paths(algos), steps=steps, eval_episodes=eval_episodes, env_id=env,
+        seeds=None if seeds is None else tuple(int(seed) for seed in _paths(seeds)), device=device,
+        threads=threads, overwrite=overwrite)
+    with on_interrupt(NO_RESUME_HINT):
+        emit(run_downstream(config), as_json, headline=("summary.*.*",))

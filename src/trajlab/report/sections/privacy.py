@@ -59,3 +59,29 @@ def write_synth_report(path: str | Path, result: dict[str, Any], plots: list[str
     for plot in plots:
         report.image(plot, Path(plot).stem.replace("_", " "))
     return report.write(path)
+
+
+def plot_downstream(summary: dict[str, dict[str, dict[str, Any]]], path: str | Path) -> Path:
+    """Mean evaluation return (error bar: standard deviation over seeds) of each algorithm on each dataset."""
+    from trajlab.report.plots import plot_bars
+
+    values, errors, groups = {}, {}, {}
+    for algo, by_data in summary.items():
+        for label, row in by_data.items():
+            name = f"{algo} / {label}"
+            values[name], errors[name], groups[name] = row["mean_return"], row["std_return"], label
+    return plot_bars(values, path, title="Offline RL on real vs synthetic transitions", ylabel="evaluation return",
+                     errors=errors, groups=groups)
+
+
+def write_downstream_report(path: str | Path, result: dict[str, Any]) -> Path:
+    """report.html of `trajlab synth downstream`: returns per algorithm and dataset, and their share of real."""
+    report = Report("Synthetic transitions: downstream offline RL")
+    report.key_values({"real data": result["real"], **{label: file for label, file in result["synthetic"].items()
+                                                       if label != "real"}})
+    rows = [[algo, label, row["mean_return"], row["std_return"], row["mean_normalized_score"], row["share_of_real"]]
+            for algo, by_data in result["summary"].items() for label, row in by_data.items()]
+    report.table(["algorithm", "data", "mean return", "std", "D4RL score", "share of real"], rows)
+    for plot in result["plots"]:
+        report.image(plot, Path(plot).stem.replace("_", " "))
+    return report.write(path)

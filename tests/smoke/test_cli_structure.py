@@ -30,7 +30,7 @@ COMMAND_CONFIGS = {
     "data export": ("trajlab.commands.datasets:ExportConfig", {}),
     "data subset": ("trajlab.commands.datasets:SubsetConfig", {}),
     "synth pretrain": ("trajlab.commands.synth:PretrainConfig", {}),
-    "synth finetune": ("trajlab.commands.synth:FinetuneConfig", {}),
+    "synth finetune": ("trajlab.commands.synth:FinetuneConfig", {"--dp": "private_training"}),
     "synth sample": ("trajlab.commands.synth:SampleConfig", {"--n": "num"}),
     "synth evaluate": ("trajlab.commands.synth:EvaluateConfig", {}),
     "synth attack": ("trajlab.commands.synth:AttackRunConfig", {}),

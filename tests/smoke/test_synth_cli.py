@@ -153,3 +153,18 @@ def test_downstream_refuses_a_synthetic_dataset_of_another_space(tmp_path, capsy
     assert code == 2
     assert "spaces differ from the real data's" in capsys.readouterr().err
     assert not (tmp_path / "rl").exists()
+
+
+def test_finetune_without_dp_spends_no_budget_and_releases_data_without_a_guarantee(pretrained, capsys):
+    root = pretrained
+    # delta is not checked without DP (0.5 >= 1/n would be refused with it)
+    assert cli("synth", "finetune", root / "pre", "--private", root / "private.h5", "--out", root / "nodp",
+               "--no-dp", "--delta", 0.5, "--batch-size", 32, "--epochs", 2, "--threads", 1, "--json") == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["privacy"] is None and result["members"] == 160
+    assert result["steps"] == 2 * 5  # two epochs of ceil(160 / 32) shuffled batches
+    assert cli("synth", "sample", root / "nodp", "--n", 20, "--out", root / "nodp.h5") == 0
+    assert TransitionDataset.load(root / "nodp.h5").metadata["epsilon"] is None
+    with np.load(root / "nodp" / "members.npz", allow_pickle=False) as ids, \
+            np.load(root / "dp" / "members.npz", allow_pickle=False) as dp_ids:
+        np.testing.assert_array_equal(ids["member_transition_ids"], dp_ids["member_transition_ids"])

@@ -68,6 +68,7 @@ def finetune(
     delta: float | None = typer.Option(None, "--delta", help=DP["delta"]),
     epochs: int | None = typer.Option(None, "--epochs", help=DP["epochs"]),
     batch_size: int | None = typer.Option(None, "--batch-size", help=DP["batch_size"]),
+    private_training: bool = typer.Option(True, "--dp/--no-dp", help=FINETUNE["private_training"]),
     preset: str = options.preset(FINETUNE),
     seed: int = options.seed(FINETUNE),
     threads: int | None = options.threads(FINETUNE),
@@ -86,6 +87,8 @@ def finetune(
       trajlab synth finetune runs/synth-pre --private private.h5 --epsilon 10 --delta 1e-6 --out runs/synth-dp
 
       trajlab synth finetune runs/synth-pre --private private.h5 --epsilon 1 --out runs/synth-eps1 --json
+
+      trajlab synth finetune runs/synth-pre --private private.h5 --no-dp --epochs 50 --out runs/synth-nodp
     """
     from trajlab.commands.synth import FinetuneConfig, load_synth_config, run_finetune
 
@@ -93,7 +96,8 @@ def finetune(
     overrides["dp"] = {**overrides.get("dp", {}), "epsilon": epsilon, "delta": delta, "epochs": epochs,
                        "batch_size": batch_size}
     config = load_synth_config(FinetuneConfig, "finetune", preset, pretrained=str(pretrained), private=str(private),
-                               out=str(out), seed=seed, threads=threads, overwrite=overwrite, **overrides)
+                               out=str(out), seed=seed, threads=threads, overwrite=overwrite,
+                               private_training=private_training, **overrides)
     with on_interrupt(NO_RESUME_HINT):
         emit(run_finetune(config), as_json, headline=("privacy.*",))
 

@@ -75,6 +75,9 @@ class FinetuneConfig:
     """Preset: configs/synth/<preset>.yaml (quick: CPU minutes; paper: PrivTranR's settings)."""
     dp: DPConfig = DPConfig()
     """The privacy budget and DP-SGD settings."""
+    private_training: bool = True
+    """False: fine-tune without privacy (same member split, batch size and epochs; no per-sample clip, no noise,
+    no guarantee): the reference that membership attacks and downstream comparisons measure DP against."""
     optim: OptimConfig = OptimConfig()
     """Adam, schedule and EMA (the per-sample clip replaces the global one)."""
     seed: int = 0
@@ -178,7 +181,7 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
     private = TransitionDataset.load(config.private)
     check_same_space(bundle, private)
     split = split_members(private, config.dp.member_fraction, config.seed)
-    check_dp_request(config.dp, len(split.members))
+    check_dp_request(config.dp, len(split.members), private=config.private_training)
     run_dir = RunDirectory.create(config.out, config, command="synth finetune", overwrite=config.overwrite)
     _write_members(run_dir.path / MEMBERS_FILE, split.members, split.non_members)
     return _finetune(config, bundle, private, split, run_dir)
@@ -186,21 +189,28 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
 
 def _finetune(config: FinetuneConfig, bundle: Any, private: TransitionDataset, split: Any,
               run_dir: RunDirectory) -> dict[str, Any]:
-    from trajlab.privacy.training import finetune_dp, save_model
+    from trajlab.privacy.training import finetune_dp, finetune_plain, save_model
 
     seed_everything(config.seed)
     started = time.perf_counter()
-    report, losses = finetune_dp(bundle, private.subset_transitions(split.members), config.dp, config.optim,
-                                 seed=config.seed, log=run_dir.log_metrics, log_every=config.log_every)
-    bundle.info = {**bundle.info, "privacy": report.to_dict(), "private_sources": [config.private],
+    members = private.subset_transitions(split.members)
+    settings = {"seed": config.seed, "log": run_dir.log_metrics, "log_every": config.log_every}
+    if config.private_training:
+        report, losses = finetune_dp(bundle, members, config.dp, config.optim, **settings)
+        privacy = report.to_dict()
+    else:
+        losses, privacy = finetune_plain(bundle, members, config.dp, config.optim, **settings), None
+    bundle.info = {**bundle.info, "privacy": privacy, "private_sources": [config.private],
                    "pretrained": config.pretrained}
     checkpoint = save_model(run_dir.checkpoint_path(MODEL), bundle)
-    result = {"run_dir": str(run_dir.path), "checkpoint": str(checkpoint), "privacy": report.to_dict(),
+    wall_time = time.perf_counter() - started
+    result = {"run_dir": str(run_dir.path), "checkpoint": str(checkpoint), "privacy": privacy,
               "members": len(split.members), "non_members": len(split.non_members),
               "members_file": str(run_dir.path / MEMBERS_FILE), "pretrained": config.pretrained,
               "private_source": config.private, "public_sources": bundle.info.get("public_sources", []),
               "final_loss": float(np.mean(losses[-config.log_every:])) if losses else None,
-              "wall_time_s": time.perf_counter() - started}
+              "steps": len(losses), "steps_per_s": len(losses) / wall_time if wall_time > 0 else None,
+              "wall_time_s": wall_time}
     run_dir.write_result(result)
     return result
 

@@ -241,13 +241,11 @@ def split_members(private: TransitionDataset, fraction: float, seed: int) -> Mem
     return MembershipSplit(np.sort(ids[order[:count]]), np.sort(ids[order[count:]]))
 
 
-def check_dp_request(dp: DPConfig, num_members: int) -> None:
-    """Reject a budget or batch that cannot work, before anything is trained or written."""
-    if not dp.epsilon > 0 or not math.isfinite(dp.epsilon):
-        raise TrajlabError(f"epsilon must be a positive number, got {dp.epsilon}")
-    if not 0 < dp.delta < 1 / max(num_members, 1):
-        raise TrajlabError(f"delta must be in (0, 1/n) for n = {num_members} private training transitions "
-                           f"(1/n = {1 / max(num_members, 1):.3g}), got {dp.delta}")
+def check_dp_request(dp: DPConfig, num_members: int, *, private: bool = True) -> None:
+    """Reject a budget or batch that cannot work, before anything is trained or written (without `private`,
+    only the batch settings: a non-private run spends no budget)."""
+    if private:
+        _check_budget(dp, num_members)
     if dp.batch_size < 1 or dp.epochs < 1 or dp.max_grad_norm <= 0:
         raise TrajlabError("batch_size and epochs must be at least 1 and max_grad_norm positive")
     if num_members < dp.batch_size:
@@ -255,6 +253,14 @@ def check_dp_request(dp: DPConfig, num_members: int) -> None:
                            f"size {dp.batch_size}")
     if dp.grad_sample_mode not in ("hooks", "functorch", "ew"):
         raise TrajlabError(f"unknown grad_sample_mode {dp.grad_sample_mode!r}; known: hooks, functorch, ew")
+
+
+def _check_budget(dp: DPConfig, num_members: int) -> None:
+    if not dp.epsilon > 0 or not math.isfinite(dp.epsilon):
+        raise TrajlabError(f"epsilon must be a positive number, got {dp.epsilon}")
+    if not 0 < dp.delta < 1 / max(num_members, 1):
+        raise TrajlabError(f"delta must be in (0, 1/n) for n = {num_members} private training transitions "
+                           f"(1/n = {1 / max(num_members, 1):.3g}), got {dp.delta}")
 
 
 @dataclass(frozen=True)
@@ -300,13 +306,31 @@ def finetune_dp(bundle: TransitionModel, members: TransitionDataset, dp: DPConfi
     with warnings.catch_warnings():
         # the data need no gradient, so Opacus's full backward hooks fire on module outputs only: as intended
         warnings.filterwarnings("ignore", message="Full backward hook is firing")
-        losses = _dp_epochs(model, optimizer, dp_loader, bundle, dp.epochs, optim, seed, log, log_every)
+        losses = _epochs(model, optimizer, dp_loader, bundle, dp.epochs, optim, seed, log, log_every)
     bundle.model = model._module if hasattr(model, "_module") else model
     return _privacy_report(engine, dp, optimizer.noise_multiplier, len(members)), losses
 
 
-def _dp_epochs(model: nn.Module, optimizer: Any, loader: Iterable, bundle: TransitionModel, epochs: int,
-               optim: OptimConfig, seed: int, log: Log | None, log_every: int) -> list[float]:
+def finetune_plain(bundle: TransitionModel, members: TransitionDataset, dp: DPConfig, optim: OptimConfig, *,
+                   seed: int, log: Log | None = None, log_every: int = 10) -> list[float]:
+    """The same fine-tuning without privacy (in place): shuffled minibatches of `dp.batch_size` for `dp.epochs`
+    epochs, Adam, schedule and EMA as DP-SGD's, the global gradient clip instead of the per-sample one, no
+    noise. The reference a membership attack and the downstream comparisons measure DP against; it carries no
+    guarantee."""
+    check_same_space(bundle, members)
+    check_dp_request(dp, len(members), private=False)
+    rows = torch.from_numpy(bundle.standardiser.forward(transition_matrix(members)))
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(rows), batch_size=dp.batch_size,
+                                         shuffle=True, generator=torch_generator(seed))
+    return _epochs(bundle.model, _adam(bundle.model, optim), loader, bundle, dp.epochs, optim, seed, log, log_every,
+                   grad_clip=optim.grad_clip)
+
+
+def _epochs(model: nn.Module, optimizer: Any, loader: Iterable, bundle: TransitionModel, epochs: int,
+            optim: OptimConfig, seed: int, log: Log | None, log_every: int, *,
+            grad_clip: float | None = None) -> list[float]:
+    """Fine-tuning epochs; `grad_clip` clips the global gradient norm (None under DP-SGD, which clips each
+    sample's gradient itself)."""
     schedule = _cosine(optimizer, epochs * len(loader))  # type: ignore[arg-type]
     ema, generator, losses = EMA(model, bundle.ema, optim.ema_decay, optim.ema_every), torch_generator(seed + 2), []
     for _ in range(epochs):
@@ -316,6 +340,8 @@ def _dp_epochs(model: nn.Module, optimizer: Any, loader: Iterable, bundle: Trans
             # an empty Poisson batch is still a step the accountant counts: its zero-row backward gives Opacus
             # empty per-sample gradients, and the step adds noise only (a mean over no rows would be NaN)
             (per_sample.mean() if len(batch) else per_sample.sum()).backward()
+            if grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             if len(batch):
                 losses.append(per_sample.mean().item())
             optimizer.step()

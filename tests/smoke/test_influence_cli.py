@@ -126,3 +126,30 @@ def test_leave_one_out_retrains_without_each_group_and_compares_with_pitod(train
     assert result["pitod_influence"] == [g["influence"]["return"] for g in pitod]
     assert result["spearman"] is None or -1.0 <= result["spearman"] <= 1.0
     assert json.loads((out / "result.json").read_text()) == result
+
+
+def test_a_planted_group_stores_its_rewards_scaled_and_nothing_else(tmp_path, capsys):
+    # learning starts after the run, so both runs take the same random actions and see the same rewards
+    same = ["--env", "Pendulum-v1", "--steps", "60", "--learning-starts", "59", "--group-size", "20", "--members",
+            "4", "--set", "hidden=[8,8]", "--set", "batch_size=16", "--threads", "1"]
+    for name, extra in (("plain", []), ("planted", ["--plant-group", "1", "--plant-reward-scale", "-100"])):
+        code, _, err = _cli(capsys, "influence", "train", *same, *extra, "--out", str(tmp_path / name))
+        assert code == 0, err
+    rewards = {}
+    for name in ("plain", "planted"):
+        with np.load(tmp_path / name / "replay.npz", allow_pickle=False) as archive:
+            rewards[name] = archive["rewards"][:60].copy()
+    np.testing.assert_allclose(rewards["planted"][20:40], -100 * rewards["plain"][20:40], rtol=1e-6)
+    np.testing.assert_array_equal(rewards["planted"][:20], rewards["plain"][:20])
+    np.testing.assert_array_equal(rewards["planted"][40:], rewards["plain"][40:])
+    assert np.any(rewards["plain"][20:40] != 0)
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--plant-group", "3"], "--plant-group 3: the run has groups 0..2"),
+    (["--plant-group", "-1"], "--plant-group -1: the run has groups 0..2"),
+])
+def test_a_planted_group_outside_the_run_is_refused(tmp_path, capsys, extra, message):
+    code, _, err = _cli(capsys, "influence", "train", *TINY_TRAIN, *extra, "--out", str(tmp_path / "run"))
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()

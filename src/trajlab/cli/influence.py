@@ -49,6 +49,8 @@ def train(
     device: str = options.device(TRAIN),
     threads: int | None = options.threads(TRAIN, field="num_threads"),
     estimate_every: int = typer.Option(0, "--estimate-every", help=TRAIN["estimate_every"]),
+    plant_group: int | None = typer.Option(None, "--plant-group", help=TRAIN["plant_group"]),
+    plant_reward_scale: float = typer.Option(-100.0, "--plant-reward-scale", help=TRAIN["plant_reward_scale"]),
     set_options: list[str] = typer.Option([], "--set", help=TRAIN["overrides"]),
     out: Path | None = options.out(TRAIN, default=None),
     resume: bool = options.resume(TRAIN),
@@ -66,6 +68,8 @@ def train(
       trajlab influence train --env Hopper-v5 --preset paper --out runs/pitod-hopper
 
       trajlab influence train --dataset hopper.hdf5 --algo masked_td3_bc --out runs/pitod-td3
+
+      trajlab influence train --plant-group 3 --out runs/pitod-planted    # rewards of group 3 x -100
     """
     from trajlab.commands.influence import InfluenceTrainConfig
     from trajlab.commands.influence import train as run_train
@@ -74,8 +78,8 @@ def train(
                                   algo=algo, steps=steps, learning_starts=learning_starts,
                                   group_size=group_size,
                                   ensemble_size=members, seed=seed, device=device, num_threads=threads,
-                                  estimate_every=estimate_every,
-                                  overrides=parse_overrides(set_options))
+                                  estimate_every=estimate_every, plant_group=plant_group,
+                                  plant_reward_scale=plant_reward_scale, overrides=parse_overrides(set_options))
     with on_interrupt("rerun with --resume to continue"):
         emit(run_train(config, out=out, resume=resume, overwrite=overwrite), as_json)
 

@@ -101,6 +101,11 @@ class InfluenceTrainConfig:
     settings (0: never; `trajlab influence estimate` estimates from the final agent)."""
     overrides: dict[str, Any] = field(default_factory=dict)
     """Further masked SAC options (KEY=VALUE)."""
+    plant_group: int | None = None
+    """Plant a harmful experience group: the rewards of this group's transitions are stored multiplied by
+    plant_reward_scale (as PIToD's paper does; online runs). Its influence should then rank it most harmful."""
+    plant_reward_scale: float = -100.0
+    """Factor of the planted group's rewards."""
 
 
 @dataclass(frozen=True)
@@ -168,7 +173,18 @@ def online_config(config: InfluenceTrainConfig) -> OnlineTrainConfig:
     if group_size > online.total_steps:
         raise TrajlabError(f"group size {group_size} is larger than the run's {online.total_steps} steps: every "
                            "transition would be in one group; lower --group-size or raise --steps")
-    return online
+    return online if config.plant_group is None else planted(online, config, group_size)
+
+
+def planted(online: OnlineTrainConfig, config: InfluenceTrainConfig, group_size: int) -> OnlineTrainConfig:
+    """The run with `plant_group`'s rewards scaled: group e holds transition ids [e * size, (e + 1) * size),
+    which env steps e * size + 1 .. (e + 1) * size store."""
+    groups = online.total_steps // group_size
+    if not 0 <= config.plant_group < groups:
+        raise TrajlabError(f"--plant-group {config.plant_group}: the run has groups 0..{groups - 1} "
+                           f"({online.total_steps} steps of {group_size})")
+    first = config.plant_group * group_size + 1
+    return replace(online, reward_scale_steps=(first, first + group_size - 1), reward_scale=config.plant_reward_scale)
 
 
 def train(config: InfluenceTrainConfig, *, out: str | Path | None = None, resume: bool = False,
@@ -176,6 +192,9 @@ def train(config: InfluenceTrainConfig, *, out: str | Path | None = None, resume
     """Train masked SAC into a run directory that keeps its final replay buffer (with masks); with a dataset,
     a masked offline agent into a `trajlab train` run directory."""
     if config.dataset is not None:
+        if config.plant_group is not None:
+            raise TrajlabError("--plant-group plants a group in an online run; for a dataset, change the episodes' "
+                               "rewards in the dataset itself")
         return train_offline(config, out=out, resume=resume, overwrite=overwrite, progress=progress)
     online = online_config(config)
     if config.estimate_every < 0:

@@ -87,6 +87,12 @@ class OnlineTrainConfig:
     """Torch intra-op threads (None: torch's default). 1 is faster when other jobs share the cores."""
     overrides: dict[str, Any] = field(default_factory=dict)
     """Agent options that replace the preset's values (e.g. {"hidden": [64, 64], "critic_dropout": 0.01})."""
+    reward_scale_steps: tuple[int, int] | None = None
+    """Env steps [first, last] whose rewards are stored multiplied by reward_scale: a planted harmful group of
+    experiences (as PIToD's paper plants one). Only what the agent learns from changes: logged returns and
+    evaluations keep the environment's rewards. None: every reward as the environment gives it."""
+    reward_scale: float = 1.0
+    """Factor of the rewards stored for reward_scale_steps."""
 
 
 @dataclass
@@ -184,6 +190,13 @@ def check_config(config: OnlineTrainConfig) -> None:
     for name in ("batch_size", "utd_ratio", "num_threads"):
         if getattr(config, name) is not None and getattr(config, name) < 1:
             raise TrajlabError(f"{name} must be at least 1, got {getattr(config, name)}")
+    if config.reward_scale_steps is not None:
+        first, last = config.reward_scale_steps
+        if not 1 <= first <= last <= config.total_steps:
+            raise TrajlabError(f"reward_scale_steps {first}..{last} must lie within the run's steps "
+                               f"1..{config.total_steps}")
+    if not math.isfinite(config.reward_scale):
+        raise TrajlabError(f"reward_scale must be a finite number, got {config.reward_scale}")
     check_device(config.device)
 
 
@@ -278,7 +291,8 @@ class _OnlineTraining:
             self.agent.act(self.observation, deterministic=False)
         next_observation, reward, terminated, truncated, info = self.env.step(action)
         cost = None if info.get("cost") is None else float(info["cost"])
-        self.replay.add(self.observation, action, float(reward), next_observation, terminated, truncated, cost)
+        self.replay.add(self.observation, action, float(reward) * self._reward_factor(step), next_observation,
+                        terminated, truncated, cost)
         self.step = step
         self.counters.add_reward(float(reward))
         if self.on_env_step is not None:
@@ -289,6 +303,10 @@ class _OnlineTraining:
         if self.episode_done:
             self.counters.finish_episode(step)
             self.observation = None
+
+    def _reward_factor(self, step: int) -> float:
+        window = self.config.reward_scale_steps
+        return self.config.reward_scale if window is not None and window[0] <= step <= window[1] else 1.0
 
     def _random_action(self) -> np.ndarray | int:
         if self.spec.discrete:

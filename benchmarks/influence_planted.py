@@ -32,10 +32,11 @@ def cli(*args: object) -> dict[str, Any]:
     return json.loads(done.stdout)
 
 
-def one_seed(seed: int, group: int, scale: float, work: Path, preset: str) -> dict[str, Any]:
+def one_seed(seed: int, group: int, scale: float, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     run = work / f"planted-seed{seed}"
-    cli("influence", "train", "--preset", preset, "--seed", seed, "--plant-group", group,
-        "--plant-reward-scale", scale, "--out", run, "--overwrite")
+    steps = [] if args.steps is None else ["--steps", args.steps]
+    cli("influence", "train", "--preset", args.preset, "--seed", seed, "--plant-group", group,
+        "--plant-reward-scale", scale, *steps, "--out", run, "--overwrite")
     estimate = cli("influence", "estimate", run, "--overwrite")
     influence = {item["group"]: item["influence"]["return"] for item in estimate["groups"]}
     ranked = sorted(influence, key=lambda g: -influence[g])
@@ -53,15 +54,16 @@ def main() -> None:
     parser.add_argument("--group", type=int, default=3)
     parser.add_argument("--scale", type=float, default=-100.0)
     parser.add_argument("--preset", default="quick")
+    parser.add_argument("--steps", type=int, default=None, help="env steps (default: the preset's)")
     parser.add_argument("--work", required=True)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     rows = []
     for seed in (int(text) for text in args.seeds.split(",")):
-        rows.append(one_seed(seed, args.group, args.scale, Path(args.work), args.preset))
+        rows.append(one_seed(seed, args.group, args.scale, Path(args.work), args))
         print(json.dumps({key: rows[-1][key] for key in ("seed", "rank", "in_top_10pct", "amended_group",
                                                           "return_before", "return_after")}), flush=True)
-    summary = {"preset": args.preset, "scale": args.scale, "seeds": rows,
+    summary = {"preset": args.preset, "steps": args.steps, "scale": args.scale, "seeds": rows,
                "share_in_top_10pct": sum(row["in_top_10pct"] for row in rows) / len(rows),
                "share_amendment_raised_return": sum(row["return_after"] > row["return_before"] for row in rows)
                / len(rows)}

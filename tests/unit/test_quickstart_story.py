@@ -80,3 +80,36 @@ def test_the_quickstart_audits_with_the_measured_lira_settings_and_refuses_an_un
     with pytest.raises(TrajlabError, match="unknown membership test 'grubbs'"):
         quickstart.run(quickstart.replace(config, forget_test="grubbs"), say=lambda line: None)
     assert not (tmp_path / "qs").exists()  # refused before anything was written
+
+
+def test_an_unknown_tour_is_refused_before_anything_is_written(tmp_path):
+    from trajlab.commands import quickstart
+    from trajlab.core.config import load_preset
+    from trajlab.core.errors import TrajlabError
+
+    config = load_preset(quickstart.QuickstartConfig, "quickstart", "default", out=str(tmp_path / "qs"))
+    with pytest.raises(TrajlabError, match="unknown quickstart tour"):
+        quickstart.run(quickstart.replace(config, tours=("influence", "juggling")), say=lambda line: None)
+    assert not (tmp_path / "qs").exists()
+
+
+def test_every_tour_has_a_quickstart_step():
+    import importlib
+
+    from trajlab.commands.quickstart import TOURS
+
+    for module in TOURS.values():
+        assert callable(importlib.import_module(module).quickstart_step), module
+
+
+def test_the_influence_tour_ranks_its_planted_group_and_says_so(tmp_path):
+    from trajlab.commands.influence import quickstart_step
+
+    tour = quickstart_step(tmp_path / "influence", seed=0, planted_group=1, steps=2000)
+    assert 1 <= tour["planted_rank"] <= 4
+    planted, ranked, amended = tour["sentences"]
+    assert "group 1 was planted" in planted and "from 4 experience groups" in planted
+    assert "of 4, from one training run instead of 4 retrainings" in ranked
+    assert f"({tour['amended_group']})" in amended and f"{tour['return_after']:.1f}" in amended
+    assert all(path.endswith(".png") and (tmp_path / path).is_file() for path in tour["plots"])
+    assert tour["report"].endswith("report.html")

@@ -57,12 +57,30 @@ class QuickstartConfig:
     fastest layout for small networks on 2 cores, trajlab.execution), in-process or ray."""
     gif_steps: int = 300
     """Environment steps shown in the GIF of the trained agent."""
+    tours: tuple[str, ...] = ("influence",)
+    """The other systems' quick steps after the forgetting story, in order, comma-separated on the command line
+    (known: the keys of TOURS; empty: the forgetting story alone)."""
     seed: int = 0
     """Seed of every step."""
     out: str = "runs/quickstart"
     """Folder of the quickstart's runs and report (replaced when the quickstart runs again)."""
     cache: str | None = None
     """Dataset cache folder (default: $TRAJLAB_CACHE or ~/.cache/trajlab)."""
+
+
+TOURS = {
+    "influence": "trajlab.commands.influence",
+}
+"""Tour name -> the command module whose `quickstart_step(out_dir, *, seed)` runs that system at its quick
+preset and returns {"title", "sentences", "plots", "report", "wall_time_s", ...} for the report."""
+
+
+def check_tours(tours: tuple[str, ...]) -> None:
+    from trajlab.core.errors import TrajlabError
+
+    unknown = [name for name in tours if name not in TOURS]
+    if unknown:
+        raise TrajlabError(f"unknown quickstart tour(s) {', '.join(unknown)}; known: {', '.join(TOURS)}")
 
 
 def cache_folder(config: QuickstartConfig) -> Path:
@@ -78,6 +96,8 @@ def run(config: QuickstartConfig, *, say: Any = print) -> dict[str, Any]:
 
     if config.forget_test not in ("lira", "trajauditor"):  # before minutes of training, not after
         raise TrajlabError(f"unknown membership test {config.forget_test!r}; known: lira, trajauditor")
+    check_tours(config.tours)
+    total = 5 + len(config.tours)
     out = Path(config.out)
     if out.exists():
         shutil.rmtree(out)
@@ -85,18 +105,20 @@ def run(config: QuickstartConfig, *, say: Any = print) -> dict[str, Any]:
     write_yaml_atomic(out / "config.yaml", {"command": "quickstart", **to_dict(config)})
     started = time.perf_counter()
     dataset_path = _dataset(config, say)
-    say(f"[2/5] training {config.algo} for {config.train_steps} updates on {dataset_path.name}")
+    say(f"[2/{total}] training {config.algo} for {config.train_steps} updates on {dataset_path.name}")
     training = _train(config, dataset_path, out / "agent")
-    say(f"[3/5] evaluated: mean return {training['eval_mean_return']:.1f}; recording a GIF")
+    say(f"[3/{total}] evaluated: mean return {training['eval_mean_return']:.1f}; recording a GIF")
     gif = _gif(config, out)
-    say(f"[4/5] forgetting 1% of the trajectories with TrajDeleter and auditing them ({config.forget_test})")
+    say(f"[4/{total}] forgetting 1% of the trajectories with TrajDeleter and auditing them ({config.forget_test})")
     from trajlab.commands.forget import quickstart_step
 
     forgetting = quickstart_step(out / "agent", dataset_path, out / "forget", seed=config.seed,
                                  preset=config.forget_preset, test=config.forget_test,
                                  **_audit_overrides(config))
-    say("[5/5] writing the report")
+    tours = _tours(config, out, say, first=5, total=total)
+    say(f"[{total}/{total}] writing the report")
     result = _summary(config, dataset_path, training, forgetting, time.perf_counter() - started)
+    result["tours"] = tours
     write_json_atomic(out / "result.json", result)
     _report(config, out, result, forgetting, gif, training["updates_per_s"])
     from trajlab.report.sections.quickstart import audit_sentences
@@ -106,6 +128,19 @@ def run(config: QuickstartConfig, *, say: Any = print) -> dict[str, Any]:
     say(f"done in {result['wall_time_s'] / 60:.1f} min: open {out / 'report.html'} (the forget run's full "
         f"report: {result['forget_report']})")
     return result
+
+
+def _tours(config: QuickstartConfig, out: Path, say: Any, *, first: int, total: int) -> dict[str, dict[str, Any]]:
+    """Run every tour into out/<name>; their results by name."""
+    import importlib
+
+    done = {}
+    for index, name in enumerate(config.tours, start=first):
+        say(f"[{index}/{total}] {name}: the quick preset of trajlab {name}")
+        done[name] = importlib.import_module(TOURS[name]).quickstart_step(out / name, seed=config.seed)
+        for sentence in done[name]["sentences"]:
+            say(f"    {sentence}")
+    return done
 
 
 def _audit_overrides(config: QuickstartConfig) -> dict[str, Any]:
@@ -202,4 +237,13 @@ def _report(config: QuickstartConfig, out: Path, result: dict[str, Any], forgett
                 before="Every trajectory's score, the ROC curve and the deletion certificate: ")
     for plot in forgetting.get("plots", []):
         report.image(plot, Path(plot).stem.replace("_", " "))
+    for name, tour in result["tours"].items():
+        report.heading(tour["title"])
+        for sentence in tour["sentences"]:
+            report.paragraph(sentence)
+        if tour.get("report"):
+            report.link(f"the {name} run's report", str(Path(tour["report"]).relative_to(out)),
+                        before="Every number and plot: ")
+        for plot in tour["plots"]:
+            report.image(plot, Path(plot).stem.replace("_", " "))
     return report.write(out / "report.html")

@@ -44,7 +44,7 @@ from trajlab.influence.pitod import (
     select_groups,
 )
 from trajlab.influence.pitod import estimate as estimate_influence
-from trajlab.report.sections.influence import influence_heatmap, write_influence_report
+from trajlab.report.sections.influence import influence_heatmap, influence_plot, write_influence_report
 from trajlab.training.online import OnlineTrainConfig, OnlineTrainResult, agent_config_for, load_online_config
 from trajlab.training.online import run as run_online
 
@@ -551,7 +551,8 @@ def quickstart_step(out_dir: Path, *, seed: int, planted_group: int = 3, steps: 
         f"Switching the most harmful group ({fixed['group']}) off changed the return from "
         f"{fixed['return_before']:.1f} to {fixed['return_after']:.1f}.",
     ]
-    return {"title": "Which experiences shaped the agent (PIToD)", "sentences": sentences, "plots": found["plots"],
+    plot = influence_plot(Path(out_dir) / "plots" / "influence_planted.png", found, "return", planted=planted_group)
+    return {"title": "Which experiences shaped the agent (PIToD)", "sentences": sentences, "plots": [str(plot)],
             "report": str(run / ESTIMATE_DIR / "report.html"), "planted_group": planted_group, "planted_rank": rank,
             "amended_group": fixed["group"], "return_before": fixed["return_before"],
             "return_after": fixed["return_after"], "wall_time_s": time.perf_counter() - started}

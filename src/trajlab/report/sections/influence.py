@@ -36,11 +36,13 @@ def write_influence_report(run_dir: RunDirectory, result: dict[str, Any]) -> lis
     return plots
 
 
-def influence_plot(path: Path, result: dict[str, Any], score: str) -> Path:
-    """A bar per group: its influence on `score`."""
+def influence_plot(path: Path, result: dict[str, Any], score: str, *, planted: int | None = None) -> Path:
+    """A bar per group: its influence on `score` (a `planted` group in its own colour)."""
     values = {str(group["group"]): float(group["influence"][score]) for group in result["groups"]}
+    groups = None if planted is None else \
+        {name: "planted group" if name == str(planted) else "other groups" for name in values}
     return plot_bars(values, path, title=f"influence on {score} per experience group",
-                     ylabel=f"{score}(flipped) - {score}(all)")
+                     ylabel=f"{score}(flipped) - {score}(all)", groups=groups)
 
 
 def influence_heatmap(path: Path, history: list[dict[str, Any]], score: str) -> Path:

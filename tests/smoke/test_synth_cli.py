@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -168,3 +169,19 @@ def test_finetune_without_dp_spends_no_budget_and_releases_data_without_a_guaran
     with np.load(root / "nodp" / "members.npz", allow_pickle=False) as ids, \
             np.load(root / "dp" / "members.npz", allow_pickle=False) as dp_ids:
         np.testing.assert_array_equal(ids["member_transition_ids"], dp_ids["member_transition_ids"])
+
+
+def test_the_quickstart_tour_releases_dp_data_and_reports_its_budget_fidelity_and_attack(tmp_path):
+    from trajlab.commands.synth import quickstart_step
+
+    synthetic_dataset(num_episodes=24, episode_length=25, seed=3).save(tmp_path / "data.h5")
+    tour = quickstart_step(tmp_path / "synth", seed=0, dataset=tmp_path / "data.h5", max_rows=400,
+                           pretrain_steps=3, samples=64)
+    assert 0 < tour["epsilon"] <= 10 and 0 <= tour["column_shapes"] <= 1 and 0 <= tour["attack_auc"] <= 1
+    budget, fidelity, attack = tour["sentences"]
+    assert f"epsilon {tour['epsilon']:.2f} at delta 1e-06" in budget
+    public = len(TransitionDataset.load(tmp_path / "synth" / "public.h5"))
+    private = len(TransitionDataset.load(tmp_path / "synth" / "private.h5"))
+    assert public + private <= 400 and f"pre-trained on {public} public transitions" in budget
+    assert "64 released transitions" in fidelity and f"AUC {tour['attack_auc']:.3f}" in attack
+    assert all(Path(plot).is_file() for plot in tour["plots"])

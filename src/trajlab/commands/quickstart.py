@@ -57,7 +57,7 @@ class QuickstartConfig:
     fastest layout for small networks on 2 cores, trajlab.execution), in-process or ray."""
     gif_steps: int = 300
     """Environment steps shown in the GIF of the trained agent."""
-    tours: tuple[str, ...] = ("influence",)
+    tours: tuple[str, ...] = ("influence", "synth")
     """The other systems' quick steps after the forgetting story, in order, comma-separated on the command line
     (known: the keys of TOURS; empty: the forgetting story alone)."""
     seed: int = 0
@@ -70,9 +70,12 @@ class QuickstartConfig:
 
 TOURS = {
     "influence": "trajlab.commands.influence",
+    "synth": "trajlab.commands.synth",
 }
 """Tour name -> the command module whose `quickstart_step(out_dir, *, seed)` runs that system at its quick
 preset and returns {"title", "sentences", "plots", "report", "wall_time_s", ...} for the report."""
+WITH_DATASET = ("synth",)
+"""Tours whose step also takes the quickstart's dataset (`dataset=`)."""
 
 
 def check_tours(tours: tuple[str, ...]) -> None:
@@ -115,7 +118,7 @@ def run(config: QuickstartConfig, *, say: Any = print) -> dict[str, Any]:
     forgetting = quickstart_step(out / "agent", dataset_path, out / "forget", seed=config.seed,
                                  preset=config.forget_preset, test=config.forget_test,
                                  **_audit_overrides(config))
-    tours = _tours(config, out, say, first=5, total=total)
+    tours = _tours(config, out, dataset_path, say, first=5, total=total)
     say(f"[{total}/{total}] writing the report")
     result = _summary(config, dataset_path, training, forgetting, time.perf_counter() - started)
     result["tours"] = tours
@@ -130,14 +133,16 @@ def run(config: QuickstartConfig, *, say: Any = print) -> dict[str, Any]:
     return result
 
 
-def _tours(config: QuickstartConfig, out: Path, say: Any, *, first: int, total: int) -> dict[str, dict[str, Any]]:
+def _tours(config: QuickstartConfig, out: Path, dataset: Path, say: Any, *, first: int,
+           total: int) -> dict[str, dict[str, Any]]:
     """Run every tour into out/<name>; their results by name."""
     import importlib
 
     done = {}
     for index, name in enumerate(config.tours, start=first):
         say(f"[{index}/{total}] {name}: the quick preset of trajlab {name}")
-        done[name] = importlib.import_module(TOURS[name]).quickstart_step(out / name, seed=config.seed)
+        extra = {"dataset": dataset} if name in WITH_DATASET else {}
+        done[name] = importlib.import_module(TOURS[name]).quickstart_step(out / name, seed=config.seed, **extra)
         for sentence in done[name]["sentences"]:
             say(f"    {sentence}")
     return done

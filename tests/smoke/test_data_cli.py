@@ -154,3 +154,14 @@ def test_outputs_get_the_mode_a_plain_open_gives(tmp_path, capsys, umask):
         os.umask(previous)
     modes = {name: stat.S_IMODE((tmp_path / name).stat().st_mode) for name in ("subset.hdf5", "plain.txt")}
     assert modes == {"subset.hdf5": 0o666 & ~umask, "plain.txt": 0o666 & ~umask}
+
+
+def test_a_work_folder_from_before_a_setting_was_added_is_reused_at_its_default():
+    from trajlab.commands.generate import _without_added_defaults
+
+    saved = {"seed": 0, "train": {"total_steps": 600}, "agent": {"hidden": [8, 8]}}
+    defaults = {"train": {"total_steps": 1000, "reward_scale": 1.0}, "agent": {"hidden": [256, 256]}}
+    now = {"seed": 0, "train": {"total_steps": 600, "reward_scale": 1.0}, "agent": {"hidden": [8, 8]}}
+    assert _without_added_defaults(now, saved, defaults) == saved
+    changed = {**now, "train": {"total_steps": 600, "reward_scale": -100.0}}
+    assert _without_added_defaults(changed, saved, defaults)["train"] == {"total_steps": 600, "reward_scale": -100.0}

@@ -143,7 +143,8 @@ def train_behaviour(config: GenerateConfig, work: Path, *, progress: bool = True
 
     train_config = _train_config(config)
     agent_config = agent_config_for(train_config)
-    _claim_work_folder(config, work, {"train": to_dict(train_config), "agent": to_dict(agent_config)})
+    _claim_work_folder(config, work, {"train": to_dict(train_config), "agent": to_dict(agent_config)},
+                       defaults={"train": to_dict(type(train_config)()), "agent": to_dict(type(agent_config)())})
     if (work / BEHAVIOUR_FILE).is_file():
         return json.loads((work / BEHAVIOUR_FILE).read_text())
     resume = (work / "train" / "config.yaml").is_file()
@@ -169,8 +170,12 @@ def _train_config(config: GenerateConfig) -> Any:
     return train_config
 
 
-def _claim_work_folder(config: GenerateConfig, work: Path, training: dict[str, Any]) -> None:
-    """Write the settings that shape the behaviour policies, or check that a reused folder has the same."""
+def _claim_work_folder(config: GenerateConfig, work: Path, training: dict[str, Any], *,
+                       defaults: dict[str, dict[str, Any]]) -> None:
+    """Write the settings that shape the behaviour policies, or check that a reused folder has the same.
+
+    A training or agent setting the saved file lacks counts as the same when it has its default (`defaults`,
+    per section): a setting added to trajlab after the folder was made, at the value that trains as before."""
     settings = {
         "env_id": config.env_id, "seed": config.seed, "snapshot_every": config.snapshot_every,
         "eval_episodes": config.eval_episodes, "reference_episodes": config.reference_episodes,
@@ -182,6 +187,7 @@ def _claim_work_folder(config: GenerateConfig, work: Path, training: dict[str, A
     path = work / SETTINGS_FILE
     if path.is_file():
         saved = json.loads(path.read_text())
+        settings = _without_added_defaults(settings, saved, json.loads(json.dumps(defaults, default=str)))
         changed = sorted(key for key in set(saved) | set(settings) if saved.get(key) != settings.get(key))
         if changed:
             raise TrajlabError(f"{work}: holds behaviour policies trained with other settings ({', '.join(changed)}); "
@@ -190,6 +196,16 @@ def _claim_work_folder(config: GenerateConfig, work: Path, training: dict[str, A
     if work.exists() and any(work.iterdir()):
         raise TrajlabError(f"{work}: exists but is not a trajlab generate work folder; use another --work-dir")
     write_json_atomic(path, settings)
+
+
+def _without_added_defaults(settings: dict[str, Any], saved: dict[str, Any],
+                            defaults: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    trimmed = dict(settings)
+    for section, section_defaults in defaults.items():
+        known = saved.get(section) or {}
+        trimmed[section] = {key: value for key, value in settings[section].items()
+                            if key in known or value != section_defaults.get(key, object())}
+    return trimmed
 
 
 class _Snapshots:

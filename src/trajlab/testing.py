@@ -223,9 +223,10 @@ def _check_zero_weights(subject: _Subject) -> None:
     assert _same(weighted, subject.updated(replaced)), "a sample with weight 0 changed the update"
     if _update_draws_random_numbers(subject):
         return
-    # an update without random draws must equal the one on the batch without those samples
+    # an update without random draws must equal the one on the batch without those samples, up to rounding:
+    # CPU matrix kernels may block a smaller batch differently, so the sums differ in their last bits
     left_out = subject.updated(subject.batch(rows[:kept]))
-    assert _same(weighted, left_out), "an update with weight-0 samples differs from one without them"
+    _assert_same(weighted, left_out, "an update with weight-0 samples differs from one without them", atol=1e-6)
 
 
 def _update_draws_random_numbers(subject: _Subject) -> bool:

@@ -63,6 +63,8 @@ AGENT_SETTINGS: dict[str, Settings] = {
                             "masked_iql-bf16": {"ensemble_size": 2, "bf16": True}}),
     "masked_sac": Settings({"masked_sac": {"ensemble_size": 4, "group_size": 8},
                             "masked_sac-droq": {"ensemble_size": 2, "critic_dropout": 0.01, "utd_ratio": 2}}),
+    "ppo_lagrangian": Settings({"ppo_lagrangian": {}, "ppo_lagrangian-unsafe-editor": {"use_cost": False,
+                                                                                        "editor": True}}),
 }
 
 

@@ -36,7 +36,7 @@ def test_poison_experiment_writes_returns_and_recovery(tmp_path, capsys):
     assert (tmp_path / "poison" / "report.html").read_text().count("<img") == 2
 
     assert cli("poison", "--dataset", tmp_path / "clean.hdf5", "--out", tmp_path / "bad", "--methods", "nope") == 2
-    assert "unknown unlearning method" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert "unknown trajectory-forgetting method" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
 def test_poison_summary_shows_each_method_and_progress_has_a_bar_per_method(tmp_path, capsys, monkeypatch):

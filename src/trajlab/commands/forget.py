@@ -43,7 +43,13 @@ from trajlab.core.seeding import derive_seed, set_threads
 from trajlab.data.dataset import TransitionDataset
 from trajlab.data.ids import parse_episode_ids, read_episodes_file
 from trajlab.training.steps import check_steps
-from trajlab.unlearning.base import METHODS, method_updates, select_fraction, validate_request
+from trajlab.unlearning.base import (
+    METHODS,
+    check_trajectory_method,
+    method_updates,
+    select_fraction,
+    validate_request,
+)
 from trajlab.unlearning.certificate import build_certificate
 from trajlab.unlearning.finetune import FinetuneConfig
 from trajlab.unlearning.random_reward import RandomRewardConfig
@@ -136,7 +142,7 @@ def load_forget_config(preset: str, **overrides: Any) -> ForgetConfig:
 def method_config(config: ForgetConfig, method: str | None = None) -> Any:
     """The chosen method's config, with the request's seed where the method takes one."""
     name = method or config.method
-    METHODS.get(name)
+    check_trajectory_method(name)
     chosen = {"trajdeleter": config.trajdeleter, "finetune": config.finetune,
               "random-reward": config.random_reward, "retrain": config.retrain}[name]
     return replace(chosen, seed=config.seed) if name != "retrain" else chosen
@@ -189,7 +195,7 @@ def prepare_request(config: ForgetConfig) -> _Request:
     """Load and check the agent, the dataset, the forget set and the output; raises TrajlabError, writes nothing."""
     from trajlab.algos.base import start_from_checkpoint
 
-    METHODS.get(config.method)
+    check_trajectory_method(config.method)
     if config.eval_episodes < 1:
         raise TrajlabError(f"eval_episodes must be at least 1, got {config.eval_episodes}")
     checkpoint = agent_checkpoint(config.agent)

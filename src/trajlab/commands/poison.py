@@ -31,7 +31,7 @@ from trajlab.core.rundir import RunDirectory
 from trajlab.core.seeding import derive_seed, set_threads
 from trajlab.data.dataset import TransitionDataset
 from trajlab.poison.poison import PoisonConfig, TriggeredAgent, poison_dataset, poison_metadata
-from trajlab.unlearning.base import METHODS, method_updates
+from trajlab.unlearning.base import METHODS, check_trajectory_method, method_updates
 from trajlab.unlearning.finetune import FinetuneConfig
 from trajlab.unlearning.random_reward import RandomRewardConfig
 from trajlab.unlearning.retrain import RetrainConfig
@@ -119,7 +119,7 @@ def _check_request(config: PoisonRunConfig) -> tuple[TransitionDataset, str, Any
     from trajlab.envs import env_info
 
     for method in config.methods:
-        METHODS.get(method)
+        check_trajectory_method(method)
     check_offline_algorithm(config.algo)
     agent_class = AGENTS.get(config.algo)
     agent_config = load_preset(agent_class.config_class, f"offline/{config.algo}", config.agent_preset)

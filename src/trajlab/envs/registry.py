@@ -43,6 +43,7 @@ ENVIRONMENTS: dict[str, EnvInfo] = {
         EnvInfo("CartPole-v1", "classic", 500),
         EnvInfo("MountainCarContinuous-v0", "classic", 999),
         EnvInfo("Acrobot-v1", "classic", 500),
+        EnvInfo("SafetyPointGoal1-v0", "safety", 1000, extra="safety"),
     ]
 }
 
@@ -61,6 +62,10 @@ def env_info(env_id: str) -> EnvInfo:
 def make(env_id: str, *, seed: int | None = None, render_mode: str | None = None, **kwargs: Any) -> Any:
     """A Gymnasium environment for a known id, reset once with `seed` so its RNG is seeded."""
     info = env_info(env_id)
+    if info.family == "safety" and info.extra == "safety":  # Safety-Gymnasium: its cost goes into info["cost"]
+        from trajlab.envs.safety import GymnasiumCostEnv
+
+        return GymnasiumCostEnv(env_id, seed)
     if render_mode == "rgb_array" and info.family == "mujoco":
         os.environ.setdefault("MUJOCO_GL", "egl")
     import gymnasium as gym

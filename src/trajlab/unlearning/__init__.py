@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from trajlab.data.dataset import TransitionDataset
-from trajlab.unlearning import finetune, random_reward, retrain, trajdeleter
+from trajlab.unlearning import finetune, random_reward, retrain, safety, trajdeleter
 from trajlab.unlearning.base import METHODS, UnlearningMethod, method_for_config, validate_request
 from trajlab.unlearning.finetune import FinetuneConfig
 from trajlab.unlearning.random_reward import RandomRewardConfig
@@ -36,6 +36,7 @@ __all__ = [
     "finetune",
     "random_reward",
     "retrain",
+    "safety",
     "trajdeleter",
     "unlearn",
     "validate_request",

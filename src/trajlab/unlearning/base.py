@@ -38,6 +38,19 @@ class UnlearningMethod:
 
 METHODS: Registry[UnlearningMethod] = Registry("unlearning method")
 
+TRAJECTORY_METHODS = ("trajdeleter", "finetune", "random-reward", "retrain")
+"""The methods that forget trajectories of an offline agent's dataset (`trajlab forget`, `trajlab poison`); the
+others in METHODS remove a behaviour from a safe-RL policy (`trajlab safe unlearn`)."""
+
+
+def check_trajectory_method(name: str) -> None:
+    """`name` is one of TRAJECTORY_METHODS (a one-line error naming them, and `trajlab safe` for the others)."""
+    if name in TRAJECTORY_METHODS:
+        return
+    elsewhere = " (a safety unlearning method: trajlab safe unlearn --method)" if name in METHODS.names() else ""
+    raise TrajlabError(f"unknown trajectory-forgetting method {name!r}{elsewhere}; known: "
+                       f"{', '.join(TRAJECTORY_METHODS)}")
+
 
 def register_method(name: str, config_class: type, *,
                     exact: bool = False) -> Callable[[UnlearnFunction], UnlearnFunction]:

@@ -57,7 +57,7 @@ class QuickstartConfig:
     fastest layout for small networks on 2 cores, trajlab.execution), in-process or ray."""
     gif_steps: int = 300
     """Environment steps shown in the GIF of the trained agent."""
-    tours: tuple[str, ...] = ("influence", "synth")
+    tours: tuple[str, ...] = ("influence", "synth", "safe")
     """The other systems' quick steps after the forgetting story, in order, comma-separated on the command line
     (known: the keys of TOURS; empty: the forgetting story alone)."""
     seed: int = 0
@@ -71,9 +71,11 @@ class QuickstartConfig:
 TOURS = {
     "influence": "trajlab.commands.influence",
     "synth": "trajlab.commands.synth",
+    "safe": "trajlab.commands.safe",
 }
 """Tour name -> the command module whose `quickstart_step(out_dir, *, seed)` runs that system at its quick
-preset and returns {"title", "sentences", "plots", "report", "wall_time_s", ...} for the report."""
+preset and returns {"title", "sentences", "plots", "report", "wall_time_s", ...} for the report (and "gifs",
+name -> path, where it records any)."""
 WITH_DATASET = ("synth",)
 """Tours whose step also takes the quickstart's dataset (`dataset=`)."""
 
@@ -251,4 +253,6 @@ def _report(config: QuickstartConfig, out: Path, result: dict[str, Any], forgett
                         before="Every number and plot: ")
         for plot in tour["plots"]:
             report.image(plot, Path(plot).stem.replace("_", " "))
+        for name_of_gif, gif_path in (tour.get("gifs") or {}).items():
+            report.image(gif_path, name_of_gif)
     return report.write(out / "report.html")

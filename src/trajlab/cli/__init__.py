@@ -12,13 +12,15 @@ from typing import NoReturn
 
 import typer
 
-from trajlab.cli import data, forgetting, influence, quickstart, synth, train
+from trajlab.cli import critical, data, forgetting, influence, quickstart, safe, synth, train
 from trajlab.cli.options import Interrupted
 
 app = typer.Typer(name="trajlab", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 app.add_typer(data.app, name="data")
 app.add_typer(influence.app, name="influence")
 app.add_typer(synth.app, name="synth")
+app.add_typer(safe.app, name="safe")
+app.add_typer(critical.app, name="critical")
 for subsystem in (train, forgetting, quickstart):
     app.add_typer(subsystem.app)
 
@@ -38,7 +40,9 @@ def root(
 ) -> None:
     """Work on the data behind RL agents: datasets whose transitions keep stable ids, offline and online agents
     trained on them, forgetting chosen trajectories (TrajDeleter), auditing that they are gone (TrajAuditor),
-    backdoor experiments (poison), and sharing transitions as differentially private synthetic data (synth)."""
+    backdoor experiments (poison), which experiences shaped an agent (influence), sharing transitions as
+    differentially private synthetic data (synth), removing an unsafe behaviour from a safe-RL policy (safe), and
+    finding the critical states of episodes from their videos (critical)."""
 
 
 def main(argv: list[str] | None = None) -> None:

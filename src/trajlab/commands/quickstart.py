@@ -57,7 +57,7 @@ class QuickstartConfig:
     fastest layout for small networks on 2 cores, trajlab.execution), in-process or ray."""
     gif_steps: int = 300
     """Environment steps shown in the GIF of the trained agent."""
-    tours: tuple[str, ...] = ("influence", "synth", "safe")
+    tours: tuple[str, ...] = ("influence", "synth", "safe", "critical")
     """The other systems' quick steps after the forgetting story, in order, comma-separated on the command line
     (known: the keys of TOURS; empty: the forgetting story alone)."""
     seed: int = 0
@@ -72,6 +72,7 @@ TOURS = {
     "influence": "trajlab.commands.influence",
     "synth": "trajlab.commands.synth",
     "safe": "trajlab.commands.safe",
+    "critical": "trajlab.commands.critical",
 }
 """Tour name -> the command module whose `quickstart_step(out_dir, *, seed)` runs that system at its quick
 preset and returns {"title", "sentences", "plots", "report", "wall_time_s", ...} for the report (and "gifs",

@@ -1,0 +1,1 @@
+"""Explaining behaviour from episode videos: Deep State Identifier (critical states), F1@tolerance, baselines."""

@@ -1,0 +1,108 @@
+"""`trajlab critical data|train|evaluate|explain` end to end with tiny networks, and its bad-input errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from trajlab.cli import main
+from trajlab.data.frames import EpisodeVideo, FrameStore
+
+TINY = ["--set", "model.channels=[4,4,4,4,8]", "--set", "model.hidden=8", "--set", "model.layers=1",
+        "--set", "dsi.batch_size=8", "--threads", "1"]
+
+
+def cli(*args: object) -> int:
+    try:
+        main([str(arg) for arg in args])
+    except SystemExit as exit:
+        return int(exit.code or 0)
+    return 0
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("critical")
+    assert cli("critical", "data", "--episodes", 12, "--test-episodes", 6, "--out", root / "data") == 0
+    assert cli("critical", "train", root / "data", "--out", root / "train", "--epochs", 1, *TINY) == 0
+    return root
+
+
+def test_data_train_evaluate_explain(trained, capsys):
+    root = trained
+    data = json.loads((root / "data" / "result.json").read_text())
+    assert data["episodes"] == {"train": 11, "val": 1, "test": 6} and data["frame_shape"] == [28, 28, 3]
+    store = FrameStore.load(root / "data" / "frames.h5")
+    assert int(store.critical.sum()) == 3 * int(store.labels.sum())  # key, door, ball in every success
+    assert json.loads((root / "train" / "result.json").read_text())["updates"] == 2
+
+    assert cli("critical", "evaluate", root / "train", "--data", root / "data", "--out", root / "eval",
+               "--json") == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["methods"]) == {"dsi", "random", "saliency"}
+    assert all(0 <= result["methods"]["dsi"]["paper"][t]["f1"] <= 100 for t in ("T=1", "T=2", "T=3"))
+    assert (root / "eval" / "plots" / "f1.png").is_file() and (root / "eval" / "report.html").is_file()
+
+    episode = int(store.episode_ids[store.rows("test")[0]])
+    assert cli("critical", "explain", root / "train", "--data", root / "data", "--episode", episode,
+               "--out", root / "ex", "--json") == 0
+    explained = json.loads(capsys.readouterr().out)
+    assert len(explained["scores"]) == explained["length"] == int(store.lengths[store.rows("test")[0]])
+    assert (root / "ex" / "plots" / f"episode_{episode}.gif").is_file()
+
+
+def test_unknown_env_is_exit_2_and_writes_nothing(tmp_path, capsys):
+    assert cli("critical", "data", "--env", "atari-breakout", "--episodes", 4, "--out", tmp_path / "d") == 2
+    assert "unknown env 'atari-breakout'" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+
+
+def test_model_on_data_of_another_env_is_exit_2(trained, tmp_path, capsys):
+    frames = np.zeros((4, 28, 28, 3), dtype=np.uint8)
+    other = FrameStore.from_episodes([EpisodeVideo(frames, 1, (3,), "test")], env_id="pong",
+                                     class_names=("failure", "success")).save(tmp_path / "pong.h5")
+    assert cli("critical", "evaluate", trained / "train", "--data", other, "--out", tmp_path / "e") == 2
+    assert "trained on 'minigrid-keycorridor'" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()
+
+
+def test_unknown_episode_and_missing_data_are_exit_2(trained, tmp_path, capsys):
+    assert cli("critical", "explain", trained / "train", "--data", trained / "data", "--episode", 999,
+               "--out", tmp_path / "x") == 2
+    assert "no episode 999" in capsys.readouterr().err
+    assert cli("critical", "train", tmp_path / "nothing", "--out", tmp_path / "t") == 2
+    assert "no frame store" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "t").exists()
+
+
+def test_pong_data_train_evaluate_attack(tmp_path, capsys):
+    assert cli("critical", "data", "--env", "pong", "--episodes", 8, "--test-episodes", 3,
+               "--out", tmp_path / "data", "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert set(data["label_counts"]) == {"lost", "none", "won"} and sum(data["label_counts"].values()) == 11
+    assert data["frame_shape"] == [40, 40, 3] and data["critical_frames"] == 0
+    assert cli("critical", "train", tmp_path / "data", "--out", tmp_path / "train", "--epochs", 1, *TINY) == 0
+    capsys.readouterr()
+    assert cli("critical", "evaluate", tmp_path / "train", "--data", tmp_path / "data", "--out", tmp_path / "eval",
+               "--json") == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["methods"] == {} and evaluated["f1_at_2_paper"] is None and "k=5%" in evaluated["fidelity"]
+    assert cli("critical", "attack", tmp_path / "train", "--episodes", 2, "--steps", 4, "--out", tmp_path / "att",
+               "--threads", 1, "--json") == 0
+    attacked = json.loads(capsys.readouterr().out)
+    assert attacked["episodes"] == 2 and attacked["mean_steps_attacked"] == 4
+    assert 0 <= attacked["win_rate_critical"] <= 1
+
+
+def test_attack_refuses_a_gridworld_model(trained, tmp_path, capsys):
+    assert cli("critical", "attack", trained / "train", "--episodes", 2, "--out", tmp_path / "a") == 2
+    assert "needs a model trained on Pong" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+
+
+def test_a_number_given_as_text_is_exit_2(trained, tmp_path, capsys):
+    assert cli("critical", "train", trained / "data", "--out", tmp_path / "t", "--set", "dsi.learning_rate=3e-3") == 2
+    assert "dsi.learning_rate must be a number" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from trajlab.core.config import from_dict, load_yaml, preset_path
+from trajlab.core.config import load_nested_preset
 from trajlab.core.errors import TrajlabError
 from trajlab.core.rundir import RunDirectory
 from trajlab.core.seeding import seed_everything, set_threads
@@ -129,17 +129,7 @@ class ExplainConfig:
 
 def load_critical_config(cls: type, section: str, preset: str, **values: Any) -> Any:
     """`cls` from configs/critical/<preset>.yaml's `section`, with non-None `values` on top (nested: key by key)."""
-    path = preset_path("critical", preset)
-    if not path.is_file():
-        available = sorted(p.stem for p in path.parent.glob("*.yaml")) if path.parent.is_dir() else []
-        raise TrajlabError(f"unknown preset {preset!r} for critical; available: {', '.join(available) or 'none'}")
-    merged = dict((load_yaml(path) or {}).get(section) or {})
-    for key, value in values.items():
-        if isinstance(value, dict):
-            merged[key] = {**(merged.get(key) or {}), **{k: v for k, v in value.items() if v is not None}}
-        elif value is not None:
-            merged[key] = value
-    return from_dict(cls, {**merged, "preset": preset}, where=f"critical/{preset}.{section}")
+    return load_nested_preset(cls, "critical", preset, values, section=section)
 
 
 def frames_file(source: str | Path) -> Path:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from trajlab.core.config import from_dict, load_yaml, preset_path
+from trajlab.core.config import load_nested_preset
 from trajlab.core.errors import TrajlabError
 from trajlab.core.io import atomic_path
 from trajlab.core.rundir import RunDirectory
@@ -134,17 +134,7 @@ class EvaluateConfig:
 
 def load_synth_config(cls: type, section: str, preset: str, **values: Any) -> Any:
     """`cls` from configs/synth/<preset>.yaml's `section`, with non-None `values` on top (nested: key by key)."""
-    path = preset_path("synth", preset)
-    if not path.is_file():
-        available = sorted(p.stem for p in path.parent.glob("*.yaml")) if path.parent.is_dir() else []
-        raise TrajlabError(f"unknown preset {preset!r} for synth; available: {', '.join(available) or 'none'}")
-    merged = dict((load_yaml(path) or {}).get(section) or {})
-    for key, value in values.items():
-        if isinstance(value, dict):
-            merged[key] = {**(merged.get(key) or {}), **{k: v for k, v in value.items() if v is not None}}
-        elif value is not None:
-            merged[key] = value
-    return from_dict(cls, {**merged, "preset": preset}, where=f"synth/{preset}.{section}")
+    return load_nested_preset(cls, "synth", preset, values, section=section)
 
 
 # --- pretrain --------------------------------------------------------------------------------------------------

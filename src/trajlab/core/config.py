@@ -127,17 +127,21 @@ def load_yaml(path: str | Path) -> Any:
         raise TrajlabError(f"{path}: cannot read ({error.strerror})") from None
 
 
-def load_nested_preset(cls: type, system: str, preset: str, overrides: dict[str, Any]) -> Any:
-    """`cls` from configs/<system>/<preset>.yaml, merging dict overrides into nested sections key by key."""
+def load_nested_preset(cls: type, system: str, preset: str, overrides: dict[str, Any], *,
+                       section: str | None = None) -> Any:
+    """`cls` from configs/<system>/<preset>.yaml (or its `section`), merging dict overrides into nested sections
+    key by key; None values leave the preset's."""
     path = preset_path(system, preset)
     if not path.is_file():
         available = sorted(p.stem for p in path.parent.glob("*.yaml")) if path.parent.is_dir() else []
         raise TrajlabError(f"unknown preset {preset!r} for {system}; available: {', '.join(available) or 'none'}")
-    values = dict(load_yaml(path) or {})
+    loaded = load_yaml(path) or {}
+    values = dict((loaded.get(section) or {}) if section is not None else loaded)
     for key, value in overrides.items():
         if isinstance(value, dict):
             base = values.get(key) if isinstance(values.get(key), dict) else {}
             values[key] = {**base, **{k: v for k, v in value.items() if v is not None}}
         elif value is not None:
             values[key] = value
-    return from_dict(cls, {**values, "preset": preset}, where=f"{system}/{preset}")
+    where = f"{system}/{preset}" + ("" if section is None else f".{section}")
+    return from_dict(cls, {**values, "preset": preset}, where=where)

@@ -135,3 +135,17 @@ def test_the_summary_shows_the_final_evaluation(tmp_path, capsys):
     final_eval = json.loads((tmp_path / "run" / "result.json").read_text())["final_eval"]
     assert rows["final_eval.mean_return"] == f"{final_eval['mean_return']:.4g}"
     assert rows["final_eval.episodes"] == "1" and "eval_history" not in rows
+
+
+def test_a_run_from_before_a_setting_existed_resumes_at_its_default(tmp_path, capsys):
+    import yaml
+
+    assert _run_cli(capsys, *TINY, "--out", str(tmp_path / "run"))[0] == 0
+    (tmp_path / "run" / "result.json").unlink()
+    config_path = tmp_path / "run" / "config.yaml"
+    stored = yaml.safe_load(config_path.read_text())
+    for name in ("reward_scale_steps", "reward_scale"):  # settings added after such a run was written
+        del stored["train"][name]
+    config_path.write_text(yaml.safe_dump(stored))
+    code, _, err = _run_cli(capsys, *TINY, "--out", str(tmp_path / "run"), "--resume")
+    assert code == 0, err

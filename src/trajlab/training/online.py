@@ -46,7 +46,7 @@ RESULT_KEYS = ("algo", "env_id", "preset", "steps", "seed", "updates", "wall_tim
 (D4RL's), behaviour_normalized_score (None online: no behaviour dataset), episodes."""
 
 _SAME_ON_RESUME = ("algo", "env_id", "preset", "overrides", "seed", "total_steps", "learning_starts", "batch_size",
-                   "buffer_size", "utd_ratio")
+                   "buffer_size", "utd_ratio", "reward_scale_steps", "reward_scale")
 
 
 @dataclass(frozen=True)
@@ -510,10 +510,12 @@ def run(config: OnlineTrainConfig, *, out: str | Path | None = None, resume: boo
 
 def _check_same_run(run_dir: RunDirectory, stored: dict[str, Any]) -> None:
     saved = run_dir.config()
+    defaults = to_dict(OnlineTrainConfig())  # a run from before a setting existed has it at its default
     for name in _SAME_ON_RESUME:
-        if saved.get("train", {}).get(name) != stored["train"][name]:
+        before = saved.get("train", {}).get(name, defaults[name])
+        if before != stored["train"][name]:
             raise TrajlabError(f"{run_dir.path}: cannot resume with a different {name} "
-                               f"(run has {saved.get('train', {}).get(name)!r}, given {stored['train'][name]!r})")
+                               f"(run has {before!r}, given {stored['train'][name]!r})")
     if split_runtime_options(saved.get("agent") or {})[0] != stored["agent"]:  # older runs stored compile/bf16 there
         raise TrajlabError(f"{run_dir.path}: cannot resume with different agent options "
                            f"(run has {saved.get('agent')!r})")

@@ -25,9 +25,10 @@ def quickstart(
 ) -> None:
     """The whole story on the default: generate a small Hopper dataset (cached after the first run), train an
     offline agent, evaluate it, forget 1% of its trajectories with TrajDeleter, audit them with a membership test
-    (LiRA by default: its error rates are measured on shadow agents), write report.html.
+    (LiRA by default: its error rates are measured on shadow agents), then one quick tour per system (influence,
+    synth, safe, critical), and write report.html.
 
-    About ten minutes on 2 CPU cores the first time.
+    About 25 minutes on 2 CPU cores the first time (the forgetting story about 17); --tours chooses the tours.
 
     Examples:
 

@@ -1,7 +1,7 @@
 """`trajlab quickstart`: generate a small dataset (cached), train an offline agent, evaluate it, forget 1% of
 its trajectories with TrajDeleter, audit them with a membership test whose error rates are measured (LiRA by
-default: TrajAuditor flags kept trajectories as often as forgotten ones at this scale), and write one
-report.html that says in words what was tested and what the verdict means.
+default: TrajAuditor flags kept trajectories as often as forgotten ones at this scale), then run each system's
+quick tour (`TOURS`), and write one report.html that says in words what was tested and what the verdict means.
 
 Every step is an ordinary trajlab run (`data generate`, `train`, `forget`), so the quickstart's folder holds
 run directories a user can inspect and rerun with the CLI.

@@ -11,25 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
-from typing import Any
 
-TRAJLAB = [sys.executable, "-m", "trajlab.cli"]
-
-
-def cli(*args: object) -> dict[str, Any]:
-    started = time.perf_counter()
-    done = subprocess.run([*TRAJLAB, *map(str, args), "--json"], capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(map(str, args))} failed: {done.stderr.strip()[-800:]}")
-    result = json.loads(done.stdout[done.stdout.index("{"):])  # ALE prints its banner on stdout first
-    result["benchmark_wall_s"] = time.perf_counter() - started
-    return result
+from cli_json import cli
 
 
 def main() -> None:

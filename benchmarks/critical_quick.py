@@ -9,29 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
-from typing import Any
 
-TRAJLAB = [sys.executable, "-m", "trajlab.cli"]
+from cli_json import cli
+
 QUICK_GOAL_F1_AT_2 = 80.0
 QUICK_GOAL_TRAIN_S = 15 * 60
-
-
-def cli(*args: object) -> dict[str, Any]:
-    started = time.perf_counter()
-    done = subprocess.run([*TRAJLAB, *map(str, args), "--json"], capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(map(str, args))} failed: {done.stderr.strip()[-800:]}")
-    result = json.loads(done.stdout)
-    result["benchmark_wall_s"] = time.perf_counter() - started
-    return result
 
 
 def copy_figure(figure: Path, out: Path) -> Path:

@@ -15,21 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-TRAJLAB = [sys.executable, "-m", "trajlab.cli"]
-
-
-def cli(*args: object) -> dict[str, Any]:
-    done = subprocess.run([*TRAJLAB, *map(str, args), "--json"], capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(map(str, args))} failed: {done.stderr.strip()[-500:]}")
-    return json.loads(done.stdout)
+from cli_json import cli
 
 
 def one_seed(seed: int, group: int, scale: float, work: Path, args: argparse.Namespace) -> dict[str, Any]:

@@ -15,24 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
-TRAJLAB = [sys.executable, "-m", "trajlab.cli"]
-
-
-def cli(*args: object) -> tuple[dict[str, Any], float]:
-    """Run a trajlab command with --json; its result and its wall time."""
-    started = time.perf_counter()
-    done = subprocess.run([*TRAJLAB, *map(str, args), "--json"], capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(map(str, args))} failed: {done.stderr.strip()[-500:]}")
-    return json.loads(done.stdout), time.perf_counter() - started
+from cli_json import cli
 
 
 def masked_settings(preset: str) -> dict[str, Any]:
@@ -45,16 +31,21 @@ def masked_settings(preset: str) -> dict[str, Any]:
     return yaml.safe_load(preset_path("online/masked_sac", influence["train_preset"]).read_text())
 
 
+def timed(*args: object) -> tuple[dict[str, Any], float]:
+    result = cli(*args)
+    return result, result["benchmark_wall_s"]
+
+
 def one_seed(seed: int, work: Path, preset: str) -> dict[str, Any]:
     run = work / f"pitod-seed{seed}"
-    trained, train_s = cli("influence", "train", "--preset", preset, "--seed", seed, "--out", run, "--overwrite")
-    estimated, estimate_s = cli("influence", "estimate", run, "--overwrite")
+    trained, train_s = timed("influence", "train", "--preset", preset, "--seed", seed, "--out", run, "--overwrite")
+    estimated, estimate_s = timed("influence", "estimate", run, "--overwrite")
     settings = masked_settings(preset)
     steps, starts = settings["train"]["total_steps"], settings["train"]["learning_starts"]
     updates = (steps - starts) * settings["agent"].get("utd_ratio", 1)
-    loo, loo_s = cli("influence", "loo", run, "--updates", updates, "--n-eval", 5, "--seed", seed, "--overwrite")
+    loo, loo_s = timed("influence", "loo", run, "--updates", updates, "--n-eval", 5, "--seed", seed, "--overwrite")
     agent = settings["agent"]
-    plain, plain_s = cli("train-online", "--algo", "sac", "--env", trained["env_id"], "--steps", steps,
+    plain, plain_s = timed("train-online", "--algo", "sac", "--env", trained["env_id"], "--steps", steps,
                          "--learning-starts", starts, "--seed", seed, "--threads", 1, "--eval-every", 0,
                          "--set", f"hidden={agent['hidden']}", "--set", f"batch_size={agent['batch_size']}",
                          "--out", work / f"sac-seed{seed}", "--overwrite")

@@ -7,19 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from trajlab.cli import main
+from trajlab.cli import run as cli
 from trajlab.data.frames import EpisodeVideo, FrameStore
 
 TINY = ["--set", "model.channels=[4,4,4,4,8]", "--set", "model.hidden=8", "--set", "model.layers=1",
         "--set", "dsi.batch_size=8", "--threads", "1"]
-
-
-def cli(*args: object) -> int:
-    try:
-        main([str(arg) for arg in args])
-    except SystemExit as exit:
-        return int(exit.code or 0)
-    return 0
 
 
 @pytest.fixture(scope="module")

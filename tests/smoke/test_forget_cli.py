@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from trajlab.algos import load_agent
-from trajlab.cli import main
+from trajlab.cli import run as cli
 from trajlab.commands.forget import RESULT_KEYS
 from trajlab.core.io import sha256_file
 from trajlab.data import TransitionDataset
@@ -23,14 +23,6 @@ FEW_STEPS = ["--set", "trajdeleter.forget_steps=40", "--set", "trajdeleter.conve
              "trajdeleter.block_length=10", "--set", "finetune.steps=50", "--set", "random_reward.steps=50",
              "--threads", "1"]
 SMALL_AUDIT = ["--shadows", "2", "--set", "auditor.shadow_steps=30", "--threads", "1"]
-
-
-def cli(*args: str) -> int:
-    try:
-        main([str(arg) for arg in args])
-    except SystemExit as exit:
-        return int(exit.code or 0)
-    return 0
 
 
 @pytest.fixture(scope="module")

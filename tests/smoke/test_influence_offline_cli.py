@@ -7,20 +7,12 @@ import json
 
 import pytest
 
-from trajlab.cli import main
+from trajlab.cli import run as cli
 from trajlab.testing import synthetic_dataset
 from trajlab.training.offline import TrainConfig
 from trajlab.training.offline import run as train
 
 TINY = ["--set", "actor_hidden=[16]", "--set", "critic_hidden=[16]", "--set", "batch_size=16", "--threads", "1"]
-
-
-def cli(*args: object) -> int:
-    try:
-        main([str(arg) for arg in args])
-    except SystemExit as exit:
-        return int(exit.code or 0)
-    return 0
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from trajlab.audit.canaries import CANARY_KEY
-from trajlab.cli import main
+from trajlab.cli import run as cli
 from trajlab.commands.forget import RESULT_KEYS
 from trajlab.data import TransitionDataset
 from trajlab.testing import synthetic_dataset
@@ -20,14 +20,6 @@ LIRA_KEYS = {"test", "verdict", "p_value", "control_p_value", "member_rate", "au
              "control_audited", "error_rates", "config", "trajectories", "control_trajectories", "num_shadows",
              "shadow_steps", "population", "canaries", "agent_checkpoint", "original_checkpoint",
              "reference_episodes", "run_dir", "plots", "auditor"}
-
-
-def cli(*args: object) -> int:
-    try:
-        main([str(arg) for arg in args])
-    except SystemExit as exit:
-        return int(exit.code or 0)
-    return 0
 
 
 @pytest.fixture(scope="module")

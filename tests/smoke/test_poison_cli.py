@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import json
 
-from trajlab.cli import main
+from trajlab.cli import run as cli
 from trajlab.testing import synthetic_dataset
-
-
-def cli(*args: str) -> int:
-    try:
-        main([str(arg) for arg in args])
-    except SystemExit as exit:
-        return int(exit.code or 0)
-    return 0
 
 
 def test_poison_experiment_writes_returns_and_recovery(tmp_path, capsys):

@@ -8,21 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trajlab.cli import main
+from trajlab.cli import run as cli
 from trajlab.data.dataset import TransitionDataset
 from trajlab.testing import synthetic_dataset
 
 TINY = ["--set", "diffusion.width=16", "--set", "diffusion.depth=1", "--set", "diffusion.projection=8",
         "--set", "diffusion.time_features=4", "--set", "diffusion.sample_steps=4", "--set", "batch_size=32",
         "--set", "log_every=2"]
-
-
-def cli(*args: object) -> int:
-    try:
-        main([str(arg) for arg in args])
-    except SystemExit as exit:
-        return int(exit.code or 0)
-    return 0
 
 
 @pytest.fixture(scope="module")

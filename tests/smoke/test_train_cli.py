@@ -12,20 +12,11 @@ import pytest
 from safetensors.torch import load_file
 
 from trajlab.algos import load_agent
-from trajlab.cli import main
+from trajlab.cli import run as cli
 from trajlab.testing import synthetic_dataset
 from trajlab.training.offline import RESULT_KEYS
 
 TINY = ["--set", "batch_size=16", "--log-every", "2", "--checkpoint-every", "3"]
-
-
-def cli(*args: str) -> int:
-    """Run the CLI in-process; its exit code."""
-    try:
-        main([str(arg) for arg in args])
-    except SystemExit as exit:
-        return int(exit.code or 0)
-    return 0
 
 
 @pytest.fixture

@@ -60,6 +60,16 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(code)
 
 
+def run(*args: object) -> int:
+    """Run a trajlab command in this process, as `trajlab ARGS` would (each argument through str), and return its
+    exit code instead of exiting: for scripts, notebooks and tests."""
+    try:
+        main([str(arg) for arg in args])
+    except SystemExit as stopped:
+        return int(stopped.code or 0)
+    return 0
+
+
 def _exit_for(error: Exception) -> NoReturn:
     """User mistakes and typer's usage errors end the command with their exit code; anything else is a bug."""
     # imported only here: trajlab.core imports torch, which `trajlab --help` and `--version` need not wait for

@@ -106,12 +106,18 @@ def preset_path(system: str, preset: str) -> Path:
     return configs_root() / system / f"{preset}.yaml"
 
 
-def load_preset(cls: type[C], system: str, preset: str, **overrides: Any) -> C:
-    """Config `cls` from `configs/<system>/<preset>.yaml`, then `overrides` (None values are ignored)."""
+def existing_preset(system: str, preset: str) -> Path:
+    """configs/<system>/<preset>.yaml, or a one-line error naming the presets there are."""
     path = preset_path(system, preset)
     if not path.is_file():
         available = sorted(p.stem for p in path.parent.glob("*.yaml")) if path.parent.is_dir() else []
         raise TrajlabError(f"unknown preset {preset!r} for {system}; available: {', '.join(available) or 'none'}")
+    return path
+
+
+def load_preset(cls: type[C], system: str, preset: str, **overrides: Any) -> C:
+    """Config `cls` from `configs/<system>/<preset>.yaml`, then `overrides` (None values are ignored)."""
+    path = existing_preset(system, preset)
     values = load_yaml(path) or {}
     values.update({key: value for key, value in overrides.items() if value is not None})
     return from_dict(cls, values, where=f"{system}/{preset}")
@@ -131,10 +137,7 @@ def load_nested_preset(cls: type, system: str, preset: str, overrides: dict[str,
                        section: str | None = None) -> Any:
     """`cls` from configs/<system>/<preset>.yaml (or its `section`), merging dict overrides into nested sections
     key by key; None values leave the preset's."""
-    path = preset_path(system, preset)
-    if not path.is_file():
-        available = sorted(p.stem for p in path.parent.glob("*.yaml")) if path.parent.is_dir() else []
-        raise TrajlabError(f"unknown preset {preset!r} for {system}; available: {', '.join(available) or 'none'}")
+    path = existing_preset(system, preset)
     loaded = load_yaml(path) or {}
     values = dict((loaded.get(section) or {}) if section is not None else loaded)
     for key, value in overrides.items():

@@ -165,3 +165,13 @@ def test_a_work_folder_from_before_a_setting_was_added_is_reused_at_its_default(
     assert _without_added_defaults(now, saved, defaults) == saved
     changed = {**now, "train": {"total_steps": 600, "reward_scale": -100.0}}
     assert _without_added_defaults(changed, saved, defaults)["train"] == {"total_steps": 600, "reward_scale": -100.0}
+
+
+def test_the_bench_preset_loads_and_snapshots_divide_its_steps():
+    from trajlab.commands.generate import GenerateConfig
+    from trajlab.core.config import load_preset
+
+    bench = load_preset(GenerateConfig, "data", "bench")
+    quick, paper = (load_preset(GenerateConfig, "data", name) for name in ("quick", "paper"))
+    assert quick.sac_steps < bench.sac_steps < paper.sac_steps and bench.sac_preset == "paper"
+    assert bench.sac_steps % bench.snapshot_every == 0

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from trajlab.cli import options
-from trajlab.cli.options import JSON, ConfigDocs, emit, nested_overrides, on_interrupt
+from trajlab.cli.options import JSON, NO_RESUME_HINT, ConfigDocs, emit, nested_overrides, on_interrupt
 
 app = typer.Typer(help="Critical states from episode videos (Deep State Identifier): a return predictor and a "
                        "per-frame mask learned from outcome labels only, scored by F1 at a tolerance.",
@@ -20,7 +20,6 @@ EXPLAIN = ConfigDocs("trajlab.commands.critical", "ExplainConfig")
 DSI = ConfigDocs("trajlab.explain.dsi", "DSIConfig")
 ATTACK = ConfigDocs("trajlab.commands.critical", "AttackRunConfig")
 ATTACKER = ConfigDocs("trajlab.explain.attack", "AttackConfig")
-NO_RESUME_HINT = "nothing was kept to resume from; rerun with --overwrite to start again"
 SET_OPTION = typer.Option([], "--set", help="Override a preset value: KEY=VALUE or SECTION.KEY=VALUE, e.g. "
                                             "dsi.epochs=5 or model.hidden=64.")
 

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from trajlab.cli import options
-from trajlab.cli.options import JSON, ConfigDocs, emit, nested_overrides, on_interrupt
+from trajlab.cli.options import JSON, NO_RESUME_HINT, ConfigDocs, emit, nested_overrides, on_interrupt
 
 app = typer.Typer()
 
@@ -17,7 +17,6 @@ AUDIT = ConfigDocs("trajlab.commands.audit", "AuditRunConfig")
 POISON = ConfigDocs("trajlab.commands.poison", "PoisonRunConfig")
 AUDITOR = ConfigDocs("trajlab.audit.trajauditor", "AuditConfig")
 POISONING = ConfigDocs("trajlab.poison.poison", "PoisonConfig")
-NO_RESUME_HINT = "nothing was kept to resume from; rerun with --overwrite to start again"
 
 FORGET_HEADLINE = ("evaluation.*.mean_return", "evaluation.return_ratio")
 """The environment returns of the original, unlearned and retrained agents (--evaluate)."""

@@ -172,6 +172,10 @@ class Interrupted(Exception):
         self.hint = hint
 
 
+NO_RESUME_HINT = "nothing was kept to resume from; rerun with --overwrite to start again"
+"""What an interrupted command that keeps nothing to resume from tells the user."""
+
+
 @contextlib.contextmanager
 def on_interrupt(hint: str) -> Iterator[None]:
     """Within the block, Ctrl-C ends the command with `hint` (commands differ in whether a rerun continues)."""

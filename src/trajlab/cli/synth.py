@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from trajlab.cli import options
-from trajlab.cli.options import JSON, ConfigDocs, emit, nested_overrides, on_interrupt
+from trajlab.cli.options import JSON, NO_RESUME_HINT, ConfigDocs, emit, nested_overrides, on_interrupt
 
 app = typer.Typer(help="Differentially private synthetic transitions (PrivTranR): a diffusion model pre-trained "
                        "on public data and fine-tuned with DP-SGD on private data.", no_args_is_help=True)
@@ -21,7 +21,6 @@ DP = ConfigDocs("trajlab.privacy.training", "DPConfig")
 ATTACK = ConfigDocs("trajlab.commands.synth", "AttackRunConfig")
 ATTACKER = ConfigDocs("trajlab.privacy.membership", "AttackConfig")
 DOWNSTREAM = ConfigDocs("trajlab.commands.synth_downstream", "DownstreamConfig")
-NO_RESUME_HINT = "nothing was kept to resume from; rerun with --overwrite to start again"
 SET_OPTION = typer.Option([], "--set", help="Override a preset value: KEY=VALUE or SECTION.KEY=VALUE, e.g. "
                                             "diffusion.width=512 or dp.epochs=10.")
 

@@ -98,3 +98,34 @@ def test_a_number_given_as_text_is_exit_2(trained, tmp_path, capsys):
     assert cli("critical", "train", trained / "data", "--out", tmp_path / "t", "--set", "dsi.learning_rate=3e-3") == 2
     assert "dsi.learning_rate must be a number" in capsys.readouterr().err
     assert not (tmp_path / "t").exists()
+
+
+def test_resume_after_an_interrupt_repeats_the_uninterrupted_run(trained, tmp_path, monkeypatch, capsys):
+    from safetensors.torch import load_file
+
+    import trajlab.explain.dsi as dsi_module
+
+    # random frame subsets draw from torch's generator: resuming must restore it too
+    args = [trained / "data", "--epochs", 2, *TINY, "--set", "dsi.predictor_dropout=true"]
+    assert cli("critical", "train", *args, "--out", tmp_path / "whole") == 0
+    step, calls = dsi_module._alternating_step, {"n": 0}
+
+    def interrupted_in_epoch_two(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:  # 2 updates per epoch: the first update of epoch 2
+            raise KeyboardInterrupt
+        return step(*a, **k)
+
+    monkeypatch.setattr(dsi_module, "_alternating_step", interrupted_in_epoch_two)
+    assert cli("critical", "train", *args, "--out", tmp_path / "cut") == 130  # as a shell reports Ctrl-C
+    assert "--resume" in capsys.readouterr().err
+    monkeypatch.setattr(dsi_module, "_alternating_step", step)
+    assert cli("critical", "train", *args, "--out", tmp_path / "cut", "--set", "dsi.l1=1.0", "--resume") == 2
+    assert "cannot resume with a different dsi" in capsys.readouterr().err
+    assert cli("critical", "train", *args, "--out", tmp_path / "cut", "--resume") == 0
+    result = json.loads((tmp_path / "cut" / "result.json").read_text())
+    assert result["resumed_from_epoch"] == 1 and result["updates"] == 4
+    whole, cut = (load_file(str(p / "checkpoints" / "final.safetensors")) for p in (tmp_path / "whole",
+                                                                                   tmp_path / "cut"))
+    assert whole.keys() == cut.keys() and all(whole[k].equal(cut[k]) for k in whole)
+    assert cli("critical", "train", *args, "--out", tmp_path / "cut", "--resume") == 2  # finished: nothing to do

@@ -20,6 +20,8 @@ from trajlab.explain.dsi import (
     mask_scores,
     new_model,
     predict,
+    random_frame_subset,
+    removed_loss,
     saliency_scores,
     save_model,
     train,
@@ -64,6 +66,26 @@ def test_detector_loss_terms_by_hand():
     assert terms["loss"].item() == pytest.approx(0.5 * sparsity.item() + 3 * math.log(2), rel=1e-6)
 
 
+def test_reverse_targets_by_hand():
+    logits = torch.log(torch.tensor([[0.8, 0.2], [0.3, 0.7]]))
+    labels = torch.tensor([0, 0])
+    # uniform: CE against (1/2, 1/2); not_outcome: -log(1 - p_y), low when R says the other outcome
+    uniform = -(math.log(0.8) + math.log(0.2) + math.log(0.3) + math.log(0.7)) / 4
+    assert removed_loss(logits, labels, "uniform").item() == pytest.approx(uniform, rel=1e-5)
+    not_outcome = -(math.log(0.2) + math.log(0.7)) / 2
+    assert removed_loss(logits, labels, "not_outcome").item() == pytest.approx(not_outcome, rel=1e-5)
+    with pytest.raises(ValueError, match="reverse_target"):
+        removed_loss(logits, labels, "other")
+
+
+def test_random_frame_subsets_keep_only_real_frames_at_varied_rates():
+    torch.manual_seed(0)
+    kept = random_frame_subset(torch.tensor([3, 200] * 50), 200)
+    assert set(kept.unique().tolist()) <= {0.0, 1.0} and kept[0::2, 3:].sum() == 0
+    rates = kept[1::2].mean(dim=1)  # each episode its own keep probability, drawn from U(0, 1)
+    assert rates.min() < 0.2 and rates.max() > 0.8
+
+
 def test_training_moves_both_networks_and_save_load_round_trips(tmp_path):
     torch.manual_seed(0)
     data = store()
@@ -71,7 +93,7 @@ def test_training_moves_both_networks_and_save_load_round_trips(tmp_path):
     before = [p.detach().clone() for p in (*dsi.detector.parameters(), *dsi.predictor.parameters())]
     counts = train(dsi, data, DSIConfig(batch_size=2, epochs=2, learning_rate=1e-2), seed=0)
     after = list((*dsi.detector.parameters(), *dsi.predictor.parameters()))
-    assert counts == {"updates": 4, "frames_seen": 2 * (3 + 6 + 4)}
+    assert (counts.epochs, counts.updates, counts.frames) == (2, 4, 2 * (3 + 6 + 4))
     assert any(not torch.equal(a, b) for a, b in zip(before, after))
     loaded = load_model(save_model(str(tmp_path / "m.safetensors"), dsi))
     assert np.allclose(mask_scores(dsi, data, [4])[0], mask_scores(loaded, data, [4])[0])

@@ -48,4 +48,7 @@ def test_negative_episodes_never_end_on_the_ball_and_are_seeded():
     a = collect_episode(5, False, config, np.random.default_rng(1))
     b = collect_episode(5, False, config, np.random.default_rng(1))
     assert a.label == 0 and a.critical_steps == () and np.array_equal(a.frames, b.frames)
-    assert 15 <= len(a.frames) <= config.max_steps // 2
+    # as long as the success on the same layout, so an episode's length does not tell its outcome
+    assert len(a.frames) == len(collect_episode(5, True, config, np.random.default_rng(1)).frames)
+    short = collect_episode(5, False, GridWorldConfig(match_lengths=False), np.random.default_rng(1))
+    assert 15 <= len(short.frames) <= config.max_steps // 2

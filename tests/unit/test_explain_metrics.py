@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trajlab.explain.metrics import THRESHOLDS, best_threshold, counts, evaluate_scores, f1_score, random_scores
+from trajlab.explain.metrics import (
+    THRESHOLDS,
+    best_threshold,
+    counts,
+    evaluate_scores,
+    f1_score,
+    frame_counts,
+    random_scores,
+)
 
 
 def test_counts_by_hand():
@@ -16,6 +24,18 @@ def test_counts_by_hand():
     assert counts(scores, np.array([2, 9]), 0.5, 1) == (1, 2, 1, 2)
     # nothing predicted above 0.95: no TP, no FP, nothing hit
     assert counts(scores, np.array([2, 9]), 0.95, 1) == (0, 0, 0, 2)
+
+
+def test_paper_counting_by_hand():
+    scores = np.array([0.9, 0.8, 0.7, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    # predicted {0, 1, 2}, truth {1, 8}, T=1: all three lie within 1 of frame 1 -> 3 TP; frame 8 is below the
+    # threshold and is a ground-truth frame -> 1 FN; the other unpredicted frames count nothing
+    assert frame_counts(scores, np.array([1, 8]), 0.5, 1) == (3, 0, 1)
+    # P = 1, R = 3 / 4: F1 = 6/7, where the event counting (one of two frames hit) gives 2/3
+    assert f1_score([scores], [np.array([1, 8])], 0.5, 1, counting="frames") == pytest.approx(100 * 6 / 7)
+    assert f1_score([scores], [np.array([1, 8])], 0.5, 1) == pytest.approx(100 * 2 / 3)
+    with pytest.raises(ValueError, match="counting"):
+        f1_score([scores], [np.array([1])], 0.5, 1, counting="pixels")
 
 
 def test_f1_is_micro_averaged_over_episodes():

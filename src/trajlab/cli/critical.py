@@ -61,6 +61,7 @@ def train(
     threads: int | None = options.threads(TRAIN),
     device: str = options.device(TRAIN),
     overwrite: bool = options.overwrite(TRAIN),
+    resume: bool = options.resume(TRAIN),
     set_options: list[str] = SET_OPTION,
     as_json: bool = JSON,
 ) -> None:
@@ -71,14 +72,17 @@ def train(
       trajlab critical train runs/critical-data --out runs/critical
 
       trajlab critical train runs/critical-data --out runs/critical --epochs 5 --set dsi.rev=1.0
+
+      trajlab critical train runs/critical-data --out runs/critical --resume
     """
     from trajlab.commands.critical import TrainConfig, load_critical_config, run_train
 
     overrides = nested_overrides(set_options)
     overrides["dsi"] = {**overrides.get("dsi", {}), "epochs": epochs}
     config = load_critical_config(TrainConfig, "train", preset, data=str(data), out=str(out), seed=seed,
-                                  threads=threads, device=device, overwrite=overwrite, **overrides)
-    with on_interrupt(NO_RESUME_HINT):
+                                  threads=threads, device=device, overwrite=overwrite, resume=resume,
+                                  **overrides)
+    with on_interrupt("rerun with --resume to continue from the last finished epoch"):
         emit(run_train(config), as_json)
 
 

@@ -13,7 +13,7 @@ command.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from trajlab.core.errors import TrajlabError
 from trajlab.core.rundir import RunDirectory
 from trajlab.core.seeding import seed_everything, set_threads
 from trajlab.explain.attack import AttackConfig
-from trajlab.explain.dsi import DSIConfig, ModelConfig
+from trajlab.explain.dsi import REVERSE_TARGETS, DSIConfig, ModelConfig, TrainProgress
 from trajlab.explain.gridworld import GridWorldConfig
 from trajlab.explain.pong import PongConfig
 
@@ -81,6 +81,8 @@ class TrainConfig:
     """Torch device (cpu or cuda)."""
     overwrite: bool = False
     """Replace a run already in `out`."""
+    resume: bool = False
+    """Continue an interrupted run in `out` from its last finished epoch (same data and settings)."""
 
 
 @dataclass(frozen=True)
@@ -204,37 +206,100 @@ def _splits(config: DataConfig, rng: np.random.Generator) -> list[str]:
 def run_train(config: TrainConfig) -> dict[str, Any]:
     from trajlab.core.progress import update_bar
     from trajlab.data.frames import FrameStore
-    from trajlab.explain.dsi import new_model, save_model, train
+    from trajlab.explain.dsi import new_model, new_optimizers, save_model, train
 
     set_threads(config.threads)
     store = FrameStore.load(frames_file(config.data))
     train_rows = store.rows("train")
+    _check_train_config(config, store)
+    run_dir = RunDirectory.create(config.out, config, command="critical train", overwrite=config.overwrite,
+                                  resume=config.resume)
+    seed_everything(config.seed)
+    dsi = new_model(store, config.model)
+    dsi.detector.to(config.device)
+    dsi.predictor.to(config.device)
+    optimizers = new_optimizers(dsi, config.dsi)
+    start, earlier_s = _resume_point(run_dir, config, dsi, optimizers) if config.resume else (TrainProgress(), 0.0)
+    updates = config.dsi.epochs * -(-len(train_rows) // config.dsi.batch_size)
+    started = time.perf_counter()
+
+    def save_epoch(done: TrainProgress) -> None:
+        _save_epoch(run_dir, dsi, optimizers, done, earlier_s + time.perf_counter() - started)
+
+    with update_bar("training", updates, completed=start.updates) as show:
+        done = train(dsi, store, config.dsi, seed=config.seed, optimizers=optimizers, start=start,
+                     log=run_dir.log_metrics, progress=show, on_epoch_end=save_epoch, device=config.device)
+    elapsed = earlier_s + time.perf_counter() - started
+    checkpoint = save_model(str(run_dir.checkpoint_path(MODEL)), dsi, {"data": config.data})
+    result = {"run_dir": str(run_dir.path), "checkpoint": checkpoint, "env": store.env_id,
+              "train_episodes": int(len(train_rows)), "updates": done.updates, "frames_seen": done.frames,
+              "resumed_from_epoch": start.epochs if config.resume else None, "wall_time_s": elapsed,
+              "frames_per_s": done.frames / max(elapsed, 1e-9)}
+    run_dir.write_result(result)
+    return result
+
+
+def _check_train_config(config: TrainConfig, store: Any) -> None:
+    train_rows = store.rows("train")
     if len(train_rows) == 0 or len(np.unique(store.labels[train_rows])) < 2:
         raise TrajlabError(f"{config.data}: the training split needs episodes of at least two outcomes")
-    bad = [name for name, value in vars(config.dsi).items() if isinstance(value, bool) or
-           not isinstance(value, (int, float))]
+    numbers = [item.name for item in fields(DSIConfig) if type(item.default) in (int, float)]
+    bad = [name for name in numbers if type(getattr(config.dsi, name)) not in (int, float)]
     if bad:  # YAML reads 3e-3 (no dot) as a string
         value = getattr(config.dsi, bad[0])
         raise TrajlabError(f"dsi.{bad[0]} must be a number (write 3.0e-3, not 3e-3), got {value!r}")
     if config.dsi.batch_size < 1 or config.dsi.epochs < 1:
         raise TrajlabError("batch_size and epochs must be at least 1")
-    run_dir = RunDirectory.create(config.out, config, command="critical train", overwrite=config.overwrite)
-    seed_everything(config.seed)
-    dsi = new_model(store, config.model)
-    dsi.detector.to(config.device)
-    dsi.predictor.to(config.device)
-    updates = config.dsi.epochs * -(-len(train_rows) // config.dsi.batch_size)
-    started = time.perf_counter()
-    with update_bar("training", updates) as show:
-        counts = train(dsi, store, config.dsi, seed=config.seed, log=run_dir.log_metrics, progress=show,
-                       device=config.device)
-    elapsed = time.perf_counter() - started
-    checkpoint = save_model(str(run_dir.checkpoint_path(MODEL)), dsi, {"data": config.data})
-    result = {"run_dir": str(run_dir.path), "checkpoint": checkpoint, "env": store.env_id,
-              "train_episodes": int(len(train_rows)), **counts, "wall_time_s": elapsed,
-              "frames_per_s": counts["frames_seen"] / max(elapsed, 1e-9)}
-    run_dir.write_result(result)
-    return result
+    if config.dsi.reverse_target not in REVERSE_TARGETS:
+        raise TrajlabError(f"dsi.reverse_target must be one of {', '.join(REVERSE_TARGETS)}, "
+                           f"got {config.dsi.reverse_target!r}")
+    if config.resume and config.overwrite:
+        raise TrajlabError("--resume and --overwrite exclude each other")
+
+
+EPOCH_PREFIX = "epoch_"
+_SAME_ON_RESUME = ("data", "model", "dsi", "seed")
+
+
+def _save_epoch(run_dir: RunDirectory, dsi: Any, optimizers: Any, done: TrainProgress, elapsed_s: float) -> None:
+    """Networks, optimisers and torch's random state after an epoch; the previous epoch's file is then removed."""
+    from trajlab.core.checkpoint import save_checkpoint
+    from trajlab.training.resume import torch_random_states
+
+    state = {"detector": dsi.detector.state_dict(), "predictor": dsi.predictor.state_dict(),
+             "optimizers": [optim.state_dict() for optim in optimizers], "random": torch_random_states()}
+    path = save_checkpoint(run_dir.checkpoint_path(f"{EPOCH_PREFIX}{done.epochs}"), state,
+                           {"kind": "dsi_training", **vars(done), "elapsed_s": elapsed_s})
+    for old in run_dir.checkpoints.glob(f"{EPOCH_PREFIX}*.safetensors"):
+        if old != path:
+            old.unlink()
+            old.with_suffix(".json").unlink(missing_ok=True)
+
+
+def _resume_point(run_dir: RunDirectory, config: TrainConfig, dsi: Any, optimizers: Any
+                  ) -> tuple[TrainProgress, float]:
+    """Restore the last finished epoch of an interrupted run: (its progress, wall seconds spent before)."""
+    from trajlab.core.checkpoint import load_checkpoint
+    from trajlab.core.config import to_dict
+    from trajlab.training.resume import restore_torch_random_states
+
+    saved, given = run_dir.config(), to_dict(config)
+    for name in _SAME_ON_RESUME:
+        if saved.get(name) != given.get(name):
+            raise TrajlabError(f"{run_dir.path}: cannot resume with a different {name} "
+                               f"(run has {saved.get(name)!r}, given {given.get(name)!r})")
+    latest = run_dir.latest_checkpoint(EPOCH_PREFIX)
+    if latest is None:  # stopped before its first epoch ended: start from scratch
+        return TrainProgress(), 0.0
+    state, meta = load_checkpoint(latest, device=config.device)
+    dsi.detector.load_state_dict(state["detector"])
+    dsi.predictor.load_state_dict(state["predictor"])
+    for optim, optim_state in zip(optimizers, state["optimizers"]):
+        optim.load_state_dict(optim_state)
+    restore_torch_random_states(state["random"])
+    done = TrainProgress(int(meta["epochs"]), int(meta["updates"]), int(meta["frames"]))
+    run_dir.truncate_metrics(done.updates)
+    return done, float(meta["elapsed_s"])
 
 
 # --- evaluate --------------------------------------------------------------------------------------------------

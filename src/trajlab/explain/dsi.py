@@ -53,6 +53,16 @@ class DSIConfig:
     """lambda_cls: weight of CE(R(m * X), y), the kept frames must still give the outcome."""
     rev: float = 2.0
     """lambda_rev: weight of CE(R((1 - m) * X), uniform), the removed frames must not."""
+    reverse_target: str = "uniform"
+    """What R must say about the removed frames (1 - m) * X. "uniform" (the paper): no outcome at all,
+    CE against the uniform distribution. "not_outcome": not the episode's outcome, -log(1 - p_y). With two
+    outcomes, removing a success's evidence makes R predict failure, not "unsure", so under "uniform" only an
+    all-zero input (m = 1 on every frame) satisfies the term, and the mask collapses to 1 (docs/benchmarks.md)."""
+    predictor_dropout: bool = False
+    """Also train R, in its own step, on each video with a random subset of its frames kept (per episode a keep
+    probability drawn from U(0, 1), then each frame kept or zeroed independently). Trained on full videos only
+    (the paper), R has never seen a sparse m * X, so the kept term favours masks near 1 whatever the frames say;
+    the random subsets carry no information about the outcome, so R cannot learn to read the detector's mask."""
     batch_size: int = 64
     """Episodes per minibatch."""
     epochs: int = 20
@@ -94,6 +104,13 @@ def valid_steps(lengths: torch.Tensor, steps: int) -> torch.Tensor:
     return (torch.arange(steps, device=lengths.device)[None, :] < lengths[:, None]).float()
 
 
+def random_frame_subset(lengths: torch.Tensor, steps: int) -> torch.Tensor:
+    """[B, T] 0/1 weights: each episode keeps each real frame with its own probability drawn from U(0, 1)."""
+    keep_probability = torch.rand(len(lengths), 1, device=lengths.device)
+    kept = torch.rand(len(lengths), steps, device=lengths.device) < keep_probability
+    return kept.float() * valid_steps(lengths, steps)
+
+
 def batch_videos(store: FrameStore, rows: Sequence[int], device: str = "cpu"
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(video [B, T, 3, H, W] in [0, 1], lengths [B], labels [B]) for the episodes in `rows`, zero-padded."""
@@ -112,11 +129,23 @@ def detector_loss(detector: Detector, predictor: Predictor, video: torch.Tensor,
     valid = valid_steps(lengths, video.shape[1])
     sparsity = (mask.abs() * valid).sum(dim=1).div(lengths).mean()
     kept = F.cross_entropy(predictor(video, lengths, mask), labels)
-    removed_logits = predictor(video, lengths, (1.0 - mask) * valid)
-    # CE against the uniform distribution: the removed frames should leave R unable to tell the outcome
-    removed = -F.log_softmax(removed_logits, dim=1).mean(dim=1).mean()
+    removed = removed_loss(predictor(video, lengths, (1.0 - mask) * valid), labels, config.reverse_target)
     loss = config.l1 * sparsity + config.cls * kept + config.rev * removed
     return {"loss": loss, "sparsity": sparsity, "kept_ce": kept, "removed_ce": removed}
+
+
+REVERSE_TARGETS = ("uniform", "not_outcome")
+
+
+def removed_loss(logits: torch.Tensor, labels: torch.Tensor, target: str) -> torch.Tensor:
+    """The reverse term on R's logits for the removed frames (see `DSIConfig.reverse_target`)."""
+    log_probs = F.log_softmax(logits, dim=1)
+    if target == "uniform":
+        return -log_probs.mean(dim=1).mean()
+    if target == "not_outcome":
+        p_outcome = log_probs.gather(1, labels[:, None]).squeeze(1).exp()
+        return -torch.log1p(-p_outcome.clamp(max=1.0 - 1e-6)).mean()
+    raise ValueError(f"reverse_target must be one of {REVERSE_TARGETS}, got {target!r}")
 
 
 @dataclass
@@ -136,27 +165,49 @@ def new_model(store: FrameStore, model: ModelConfig) -> DSIModel:
                     store.frame_shape, model)
 
 
-def train(dsi: DSIModel, store: FrameStore, config: DSIConfig, *, seed: int,
-          log: Callable[[int, dict[str, float]], None] | None = None,
-          progress: Callable[[int], None] | None = None, device: str = "cpu") -> dict[str, float]:
-    """Alternate one predictor step and one detector step per minibatch of training episodes; returns counts."""
+@dataclass(frozen=True)
+class TrainProgress:
+    """How far a training run got: whole epochs, updates and frames."""
+
+    epochs: int = 0
+    updates: int = 0
+    frames: int = 0
+
+
+Optimizers = tuple[torch.optim.Optimizer, torch.optim.Optimizer]
+
+
+def new_optimizers(dsi: DSIModel, config: DSIConfig) -> Optimizers:
+    """Adam for the detector and for the predictor."""
+    return tuple(torch.optim.Adam(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+                 for net in (dsi.detector, dsi.predictor))  # type: ignore[return-value]
+
+
+def train(dsi: DSIModel, store: FrameStore, config: DSIConfig, *, seed: int, optimizers: Optimizers | None = None,
+          start: TrainProgress = TrainProgress(), log: Callable[[int, dict[str, float]], None] | None = None,
+          progress: Callable[[int], None] | None = None,
+          on_epoch_end: Callable[[TrainProgress], None] | None = None, device: str = "cpu") -> TrainProgress:
+    """Alternate one predictor step and one detector step per minibatch of training episodes, from `start` to
+    `config.epochs`. Each epoch's order is drawn from (seed, epoch), so a run continued from an epoch's end
+    (its optimisers and torch's random state restored) repeats the uninterrupted run."""
     rows = store.rows("train")
-    optim_d = torch.optim.Adam(dsi.detector.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    optim_r = torch.optim.Adam(dsi.predictor.parameters(), lr=config.learning_rate,
-                               weight_decay=config.weight_decay)
-    rng = np.random.default_rng(seed)
-    step, frames = 0, 0
-    for epoch in range(config.epochs):
-        order = rng.permutation(rows)
+    optim_d, optim_r = optimizers or new_optimizers(dsi, config)
+    done = start
+    for epoch in range(start.epochs, config.epochs):
+        order = np.random.default_rng([seed, epoch]).permutation(rows)
+        updates, frames = done.updates, done.frames
         for begin in range(0, len(order), config.batch_size):
             video, lengths, labels = batch_videos(store, order[begin:begin + config.batch_size], device)
             metrics = _alternating_step(dsi, optim_d, optim_r, video, lengths, labels, config)
-            step, frames = step + 1, frames + int(lengths.sum())
+            updates, frames = updates + 1, frames + int(lengths.sum())
             if log is not None:
-                log(step, {"epoch": epoch, **metrics})
+                log(updates, {"epoch": epoch, **metrics})
             if progress is not None:
-                progress(step)
-    return {"updates": step, "frames_seen": frames}
+                progress(updates)
+        done = TrainProgress(epoch + 1, updates, frames)
+        if on_epoch_end is not None:
+            on_epoch_end(done)
+    return done
 
 
 def _alternating_step(dsi: DSIModel, optim_d: torch.optim.Optimizer, optim_r: torch.optim.Optimizer,
@@ -166,6 +217,9 @@ def _alternating_step(dsi: DSIModel, optim_d: torch.optim.Optimizer, optim_r: to
     dsi.predictor.train()
     logits = dsi.predictor(video, lengths)
     predictor_loss = F.cross_entropy(logits, labels)
+    if config.predictor_dropout:
+        kept = random_frame_subset(lengths, video.shape[1])
+        predictor_loss = predictor_loss + F.cross_entropy(dsi.predictor(video, lengths, kept), labels)
     optim_r.zero_grad()
     predictor_loss.backward()
     optim_r.step()

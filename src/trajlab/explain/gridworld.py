@@ -40,7 +40,11 @@ class GridWorldConfig:
     key_then_wander_fraction: float = 0.3
     """Share of the negative episodes that fetch the key before they wander."""
     max_steps: int = 80
-    """Longest episode in frames; negatives draw their length from the positives' usual range up to this."""
+    """Longest episode in frames."""
+    match_lengths: bool = True
+    """A negative episode is as long as the positive one on its layout would be, so that an episode's length does
+    not tell its outcome (a return predictor that reads the length needs no frame at all, and no mask can hide
+    it). False: negatives draw 15 .. max_steps // 2 frames, much shorter than the positives."""
 
 
 def _env() -> object:
@@ -166,6 +170,15 @@ def collect_episode(seed: int, positive: bool, config: GridWorldConfig, rng: np.
         frames, critical = positive_episode(env, config.tile_size)
         return EpisodeVideo(np.stack(frames[:config.max_steps]), 1,
                             tuple(s for s in critical if s < config.max_steps), split)
-    length = int(rng.integers(15, config.max_steps // 2 + 1))
+    short = int(rng.integers(15, config.max_steps // 2 + 1))
+    length = _matched_length(seed, config) if config.match_lengths else short
     fetch = bool(rng.random() < config.key_then_wander_fraction)
     return EpisodeVideo(np.stack(negative_episode(env, config.tile_size, length, fetch, rng)), 0, (), split)
+
+
+def _matched_length(seed: int, config: GridWorldConfig) -> int:
+    """Frames of the positive episode on the layout of `seed` (capped at `max_steps`)."""
+    env = _env()
+    env.reset(seed=seed)
+    frames, _ = positive_episode(env, tile_size=1)
+    return min(len(frames), config.max_steps)

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench synth-baselines clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -31,6 +31,15 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e ".[dev,bench]"
+
+# MST and AIM baselines of `trajlab synth` (optional, never in install/test/CI: it brings jax, about 0.7 GB).
+# smartnoise-synth 1.0.8 pins opacus<0.15 (for DPCTGAN, which stays broken); MST and AIM work with opacus 1.6, so it
+# goes in without its pins and the `synth-baselines` extra brings what MST and AIM do need.
+SMARTNOISE_SYNTH := smartnoise-synth==1.0.8
+
+synth-baselines: $(STAMP)
+	$(BIN)/pip install --quiet -e ".[dev,synth-baselines]"
+	$(BIN)/pip install --quiet --no-deps $(SMARTNOISE_SYNTH)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

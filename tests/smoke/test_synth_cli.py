@@ -177,3 +177,20 @@ def test_the_quickstart_tour_releases_dp_data_and_reports_its_budget_fidelity_an
     assert public + private <= 400 and f"pre-trained on {public} public transitions" in budget
     assert "64 released transitions" in fidelity and f"AUC {tour['attack_auc']:.3f}" in attack
     assert all(Path(plot).is_file() for plot in tour["plots"])
+
+
+def test_zero_pretraining_steps_give_the_random_start_of_dp_without_pretraining(pretrained, capsys):
+    root = pretrained
+    assert cli("synth", "pretrain", "--public", root / "public.h5", "--out", root / "scratch", "--steps", 0,
+               "--threads", 1, "--json", *TINY) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["steps"] == 0 and result["final_loss"] is None
+    from trajlab.privacy.training import load_model
+
+    start = load_model(root / "scratch" / "checkpoints" / "final.safetensors")
+    trained = load_model(root / "pre" / "checkpoints" / "final.safetensors")
+    np.testing.assert_array_equal(start.standardiser.mean, trained.standardiser.mean)  # the public statistics
+    for plain, ema in zip(start.model.parameters(), start.ema.parameters()):
+        assert np.array_equal(plain.detach().numpy(), ema.detach().numpy())  # untrained: EMA is the init
+    assert cli("synth", "pretrain", "--public", root / "public.h5", "--out", root / "negative", "--steps", -1) == 2
+    assert "steps must be at least 0" in capsys.readouterr().err and not (root / "negative").exists()

@@ -186,6 +186,7 @@ def test_loss_attack_finds_the_members_of_an_overfit_model():
 def test_every_preset_section_loads_into_its_config(preset):
     from trajlab.commands.synth import (
         AttackRunConfig,
+        BaselineConfig,
         EvaluateConfig,
         FinetuneConfig,
         PretrainConfig,
@@ -198,6 +199,9 @@ def test_every_preset_section_loads_into_its_config(preset):
     load_synth_config(SampleConfig, "sample", preset, model="r", out="s.h5")
     load_synth_config(EvaluateConfig, "evaluate", preset, synthetic="s.h5", real="d.h5", out="o")
     load_synth_config(AttackRunConfig, "attack", preset, model="r", private="d.h5", out="o")
+    tabular = load_synth_config(BaselineConfig, "baseline", preset, method="mst", private="d.h5", public=["p.h5"],
+                                out="b.h5")
+    assert (tabular.epsilon, tabular.delta, tabular.member_fraction) == (fine.dp.epsilon, fine.dp.delta, 0.8)
     assert (fine.dp.epsilon, fine.dp.delta, fine.dp.batch_size, fine.dp.epochs) == (10.0, 1e-6, 128, 5)
     assert fine.dp.max_grad_norm == 1.0 and fine.dp.member_fraction == 0.8
     if preset == "paper":

@@ -1,4 +1,4 @@
-"""`trajlab synth pretrain|finetune|sample|evaluate|attack|downstream` (trajlab.commands.synth and
+"""`trajlab synth pretrain|finetune|sample|evaluate|attack|baseline|downstream` (trajlab.commands.synth and
 trajlab.commands.synth_downstream)."""
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ DP = ConfigDocs("trajlab.privacy.training", "DPConfig")
 ATTACK = ConfigDocs("trajlab.commands.synth", "AttackRunConfig")
 ATTACKER = ConfigDocs("trajlab.privacy.membership", "AttackConfig")
 DOWNSTREAM = ConfigDocs("trajlab.commands.synth_downstream", "DownstreamConfig")
+BASELINE = ConfigDocs("trajlab.commands.synth", "BaselineConfig")
+TABULAR = ConfigDocs("trajlab.privacy.baselines", "TabularOptions")
 SET_OPTION = typer.Option([], "--set", help="Override a preset value: KEY=VALUE or SECTION.KEY=VALUE, e.g. "
                                             "diffusion.width=512 or dp.epochs=10.")
 
@@ -183,6 +185,45 @@ def attack(
                                out=str(out), synthetic=None if synthetic is None else str(synthetic), seed=seed,
                                threads=threads, overwrite=overwrite, attack={"sigma": sigma, "repeats": repeats})
     emit(run_attack(config), as_json, headline=("attack.*", "distance_to_closest_record.*"))
+
+
+@app.command("baseline")
+def baseline(
+    method: str = typer.Option(..., "--method", help=BASELINE["method"]),
+    private: Path = typer.Option(..., "--private", help=BASELINE["private"]),
+    public: str = typer.Option(..., "--public", help=BASELINE["public"]),
+    out: Path = options.out(BASELINE),
+    epsilon: float | None = typer.Option(None, "--epsilon", help=BASELINE["epsilon"]),
+    delta: float | None = typer.Option(None, "--delta", help=BASELINE["delta"]),
+    num: int | None = typer.Option(None, "--n", help=BASELINE["num"]),
+    bins: int | None = typer.Option(None, "--bins", help=BASELINE["bins"]),
+    binning: str | None = typer.Option(None, "--binning", help=BASELINE["binning"]),
+    aim_rounds: int | None = typer.Option(None, "--aim-rounds", help=TABULAR["aim_rounds"]),
+    preset: str = options.preset(BASELINE),
+    seed: int = options.seed(BASELINE),
+    threads: int | None = options.threads(BASELINE),
+    overwrite: bool = options.overwrite(BASELINE),
+    as_json: bool = JSON,
+) -> None:
+    """Release transitions from a DP tabular synthesizer (MST or AIM, smartnoise-synth) as the diffusion
+    model's baseline: each column binned with edges from the public data (no privacy cost), the synthesizer fitted
+    on the private members at (epsilon, delta), samples mapped back uniformly within their bins. Needs the
+    optional smartnoise-synth install (`make synth-baselines`).
+
+    Examples:
+
+      trajlab synth baseline --method mst --private private.h5 --public public.h5 --epsilon 10 --out mst.h5
+
+      trajlab synth baseline --method aim --private private.h5 --public a.h5,b.h5 --aim-rounds 20 --out aim.h5
+    """
+    from trajlab.commands.synth import BaselineConfig, load_synth_config, run_baseline
+
+    config = load_synth_config(BaselineConfig, "baseline", preset, method=method, private=str(private),
+                               public=list(_paths(public)), out=str(out), epsilon=epsilon, delta=delta, num=num,
+                               bins=bins, binning=binning, seed=seed, threads=threads, overwrite=overwrite,
+                               options={"aim_rounds": aim_rounds})
+    with on_interrupt(NO_RESUME_HINT):
+        emit(run_baseline(config), as_json)
 
 
 @app.command("downstream")

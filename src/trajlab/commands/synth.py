@@ -1,10 +1,11 @@
-"""`trajlab synth pretrain|finetune|sample|evaluate|attack`: PrivTranR's DP synthetic transitions as commands.
+"""`trajlab synth pretrain|finetune|sample|evaluate|attack|baseline`: PrivTranR's DP synthetic transitions as commands.
 
     trajlab synth pretrain --public D1.h5,D2.h5 --out RUN
     trajlab synth finetune RUN --private D.h5 --epsilon 10 --delta 1e-6 --out RUN2
     trajlab synth sample RUN2 --n 100000 --out DATA.h5
     trajlab synth evaluate DATA.h5 --real D.h5 --out EVAL
     trajlab synth attack RUN2 --private D.h5 --out ATTACK
+    trajlab synth baseline --method mst --private D.h5 --public D1.h5,D2.h5 --epsilon 10 --out DATA.h5
 
 Each checks its request (files, spaces, budget, sizes) before it writes anything. Presets live in
 configs/synth/<preset>.yaml, one section per command.
@@ -25,6 +26,7 @@ from trajlab.core.io import atomic_path
 from trajlab.core.rundir import RunDirectory
 from trajlab.core.seeding import seed_everything, set_threads
 from trajlab.data.dataset import TransitionDataset
+from trajlab.privacy.baselines import TabularOptions
 from trajlab.privacy.diffusion import DiffusionConfig
 from trajlab.privacy.membership import AttackConfig
 from trajlab.privacy.training import DPConfig, OptimConfig
@@ -44,7 +46,8 @@ class PretrainConfig:
     preset: str = "quick"
     """Preset: configs/synth/<preset>.yaml (quick: CPU minutes; paper: PrivTranR's settings)."""
     steps: int = 100_000
-    """Pre-training steps."""
+    """Pre-training steps; 0 writes the randomly initialised model with the public data's standardisation, the
+    start of the DP-without-pre-training baseline (fine-tune it with `synth finetune` as any pre-trained run)."""
     batch_size: int = 256
     """Minibatch size (SynthER: 1,024, or 256 under 800k rows)."""
     diffusion: DiffusionConfig = DiffusionConfig()
@@ -142,8 +145,8 @@ def run_pretrain(config: PretrainConfig) -> dict[str, Any]:
     from trajlab.privacy.training import new_model, pretrain, save_model
 
     set_threads(config.threads)
-    if config.steps < 1 or config.batch_size < 1:
-        raise TrajlabError("steps and batch_size must be at least 1")
+    if config.steps < 0 or config.batch_size < 1:
+        raise TrajlabError("steps must be at least 0 and batch_size at least 1")
     public = [TransitionDataset.load(path) for path in config.public]
     seed_everything(config.seed)
     bundle = new_model(public, config.diffusion, config.seed)
@@ -155,7 +158,8 @@ def run_pretrain(config: PretrainConfig) -> dict[str, Any]:
                    "private_sources": [], "privacy": None}
     checkpoint = save_model(run_dir.checkpoint_path(MODEL), bundle)
     result = {"run_dir": str(run_dir.path), "checkpoint": str(checkpoint), "steps": config.steps,
-              "final_loss": float(np.mean(losses[-config.log_every:])), "public_sources": list(config.public),
+              "final_loss": float(np.mean(losses[-config.log_every:])) if losses else None,
+              "public_sources": list(config.public),
               "public_transitions": int(sum(len(ds) for ds in public)),
               "wall_time_s": time.perf_counter() - started}
     run_dir.write_result(result)
@@ -328,6 +332,125 @@ def run_attack(config: AttackRunConfig) -> dict[str, Any]:
               "delta": privacy.get("delta")}
     run_dir.write_result(result)
     return result
+
+
+# --- baseline (MST / AIM) --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BaselineConfig:
+    """A DP tabular synthesizer (smartnoise-synth's MST or AIM) on discretised transitions (section `baseline`):
+    the baseline the diffusion model's releases are measured against. Bin edges come from the public data, so
+    they cost no budget; the whole (epsilon, delta) goes to the synthesizer."""
+
+    method: str
+    """mst (McKenna et al.'s maximum-spanning-tree mechanism) or aim (the adaptive, iterative mechanism)."""
+    private: str
+    """The private dataset (trajlab HDF5)."""
+    public: tuple[str, ...]
+    """Public datasets, comma-separated: the bin edges of every column come from them (no privacy cost)."""
+    out: str
+    """The synthetic dataset file to write (trajlab HDF5), in the form `synth sample` writes."""
+    preset: str = "quick"
+    """Preset: configs/synth/<preset>.yaml."""
+    epsilon: float = 10.0
+    """Epsilon of the (epsilon, delta) guarantee per private transition, all spent by the synthesizer."""
+    delta: float = 1e-6
+    """Delta; must be below 1/n for n private training transitions."""
+    bins: int = 32
+    """Bins per continuous column (fewer where the public values tie); the done flag has its two values."""
+    binning: str = "uniform"
+    """uniform (equal widths over the public range) or quantile (equal public counts per bin, which leaves few
+    bins where private data of another policy puts its mass)."""
+    num: int = 10_000
+    """Transitions to release."""
+    member_fraction: float = 0.8
+    """Share of the private transitions the synthesizer sees, chosen as `synth finetune` chooses its members
+    (same seed, same rows), so baselines and diffusion models are compared on the same data; 1.0: all."""
+    options: TabularOptions = TabularOptions()
+    """AIM's rounds and model-size limits."""
+    seed: int = 0
+    """Seed of the member split, the mechanisms' selection steps, the sampler and the within-bin draws
+    (smartnoise's Gaussian noise comes from OpenDP and takes no seed)."""
+    threads: int | None = None
+    """1: one XLA thread for jax (mbi's estimation); other values leave jax's default."""
+    overwrite: bool = False
+    """Replace the file in `out`."""
+
+
+def run_baseline(config: BaselineConfig) -> dict[str, Any]:
+    from trajlab.privacy.baselines import (
+        Binning,
+        check_budget,
+        fit_sample,
+        limit_jax_threads,
+        public_rows,
+        require_smartnoise,
+    )
+    from trajlab.privacy.diffusion import transition_matrix
+    from trajlab.privacy.training import split_members
+
+    public, private, target = _check_baseline(config)
+    members = private.subset_transitions(split_members(private, config.member_fraction, config.seed).members)
+    check_budget(config.epsilon, config.delta, len(members))
+    binning = Binning.fit(public_rows(public), config.bins, config.binning)
+    require_smartnoise()
+    limit_jax_threads(config.threads)
+    started = time.perf_counter()
+    codes = fit_sample(config.method, binning.encode(transition_matrix(members)), binning.cardinalities,
+                       config.num, epsilon=config.epsilon, delta=config.delta, seed=config.seed,
+                       options=config.options)
+    rows = binning.decode(codes, np.random.default_rng(config.seed))
+    dataset = _baseline_release(config, rows, private, binning, len(members))
+    dataset.save(target)
+    return {"out": str(target), "method": config.method, "transitions": len(dataset),
+            "epsilon": config.epsilon, "delta": config.delta, "accountant": dataset.metadata["accountant"],
+            "members": len(members), "cardinalities": binning.cardinalities,
+            "public_sources": list(config.public), "private_sources": [config.private],
+            "terminal_rate": float(dataset.terminals.mean()), "wall_time_s": time.perf_counter() - started}
+
+
+def _check_baseline(config: BaselineConfig) -> tuple[list[TransitionDataset], TransitionDataset, Path]:
+    """Every request problem a user can make, before anything is fitted or written."""
+    from trajlab.privacy.baselines import BINNINGS, METHODS
+
+    if config.method not in METHODS:
+        raise TrajlabError(f"unknown method {config.method!r}; known: {', '.join(METHODS)}")
+    if config.binning not in BINNINGS:
+        raise TrajlabError(f"unknown binning {config.binning!r}; known: {', '.join(BINNINGS)}")
+    if config.bins < 1 or config.num < 1:
+        raise TrajlabError("bins and the number of samples must be at least 1")
+    if config.options.aim_rounds is not None and config.options.aim_rounds < 1:
+        raise TrajlabError("aim_rounds must be at least 1 (or unset for smartnoise's default)")
+    target = Path(config.out)
+    if target.exists() and not config.overwrite:
+        raise TrajlabError(f"{target}: file exists (use --overwrite or another --out)")
+    if not config.public:
+        raise TrajlabError("give at least one public dataset (--public): the bin edges come from it")
+    public = [TransitionDataset.load(path) for path in config.public]
+    private = TransitionDataset.load(config.private)
+    for path, dataset in zip(config.public, public):
+        if dataset.spec != private.spec or dataset.discrete:
+            raise TrajlabError(f"{path}: public data of other spaces than the private data's ({dataset.spec} vs "
+                               f"{private.spec}), or discrete actions")
+    columns = 2 * private.observation_dim + private.action_dim + 2
+    if config.method == "aim" and config.options.aim_rounds is not None and config.options.aim_rounds <= columns:
+        raise TrajlabError(f"aim_rounds must exceed the {columns} columns: AIM first measures every column at the "
+                           "per-round noise, which with fewer rounds spends the whole budget")
+    return public, private, target
+
+
+def _baseline_release(config: BaselineConfig, rows: np.ndarray, private: TransitionDataset, binning: Any,
+                      members: int) -> TransitionDataset:
+    from trajlab.privacy.baselines import release
+
+    return release(rows, private, {
+        "source": "trajlab synth baseline", "synthetic": True, "method": config.method,
+        "env_id": private.metadata.get("env_id"), "action_low": list(private.spec.action_low),
+        "action_high": list(private.spec.action_high), "epsilon": config.epsilon, "delta": config.delta,
+        "accountant": f"zCDP of smartnoise-synth {config.method.upper()}, converted to (epsilon, delta) by OpenDP",
+        "noise_multiplier": None, "differentially_private": True, "public_sources": list(config.public),
+        "private_sources": [config.private], "members": members, "member_fraction": config.member_fraction,
+        "member_seed": config.seed, "binning": config.binning, "bins": config.bins,
+        "cardinalities": binning.cardinalities, "bin_edges_from": "public data (no privacy cost)"})
 
 
 # --- the quickstart's step -----------------------------------------------------------------------------------

@@ -417,10 +417,10 @@ def quickstart_step(out_dir: Path, *, seed: int) -> dict[str, Any]:
         f"A return predictor and a per-frame mask (Deep State Identifier) trained on {sizes['episodes']} "
         f"MiniGrid key-corridor episode videos labelled only by success, at {trained['frames_per_s']:.0f} "
         "frames/s.",
-        f"On held-out episodes it finds the labelled critical steps (key, door, ball) with F1@2 "
-        f"{evaluated['f1_at_2_paper']:.1f} with the threshold picked on the test set (the paper's protocol) and "
-        f"{evaluated['f1_at_2_honest']:.1f} with it picked on a validation split, against {random_f1:.1f} for "
-        "random scores measured in the same run.",
+        f"Against the labelled critical steps of held-out successes (key, door, ball) its mask scores F1@2 "
+        f"{evaluated['f1_at_2_paper']:.1f} under the paper's protocol (its per-frame counting, threshold picked on "
+        f"the test set) and {evaluated['f1_at_2_honest']:.1f} honestly (each labelled step hit or missed, "
+        f"threshold picked on a validation split), against {random_f1:.1f} for random scores in the same run.",
     ]
     return {"title": "Which moments decided an episode (trajlab critical)", "sentences": sentences,
             "plots": evaluated["plots"] + explained["plots"], "gifs": {f"episode {episode}": explained["gif"]},

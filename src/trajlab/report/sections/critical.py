@@ -84,8 +84,10 @@ def write_critical_report(path: str | Path, result: dict[str, Any]) -> Path:
     report.key_values({"model": result["model"], "data": result["data"],
                        "scored test episodes (successes)": result["scored_test_episodes"],
                        "predictor test accuracy": result["predictor_test_accuracy"]})
-    report.paragraph("paper protocol: the threshold with the best F1 on the test episodes; honest: the threshold "
-                     "chosen on the validation episodes, applied to the test episodes.")
+    report.paragraph("paper protocol: Liu et al.'s counting (every predicted frame within T of a ground-truth frame "
+                     "is a true positive; a missed ground-truth frame is one false negative) at the threshold with "
+                     "the best F1 on the test episodes. honest: each ground-truth frame is hit or missed (within T "
+                     "of a predicted frame), at the threshold chosen on the validation episodes.")
     if result["methods"]:
         add_f1_table(report, result["methods"])
     report.heading("Fidelity: only the top-k% frames kept (EDGE-style)")

@@ -42,6 +42,10 @@ def test_data_train_evaluate_explain(trained, capsys):
                "--out", root / "ex", "--json") == 0
     explained = json.loads(capsys.readouterr().out)
     assert len(explained["scores"]) == explained["length"] == int(store.lengths[store.rows("test")[0]])
+    # no --threshold: the validation episodes' best, one of the sweep's values
+    assert explained["threshold"] in [round(0.1 * i, 1) for i in range(11)]
+    highlighted = [t for t, score in enumerate(explained["scores"]) if score >= explained["threshold"]]
+    assert explained["critical_steps"] == highlighted
     assert (root / "ex" / "plots" / f"episode_{episode}.gif").is_file()
 
 

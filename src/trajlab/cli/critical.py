@@ -98,8 +98,9 @@ def evaluate(
     overwrite: bool = options.overwrite(EVALUATE),
     as_json: bool = JSON,
 ) -> None:
-    """F1 at tolerance 1, 2, 3 on the test episodes, with the threshold chosen on test (the paper's protocol) and
-    on validation (honest), beside random and gradient-saliency baselines.
+    """F1 at tolerance 1, 2, 3 on the test episodes under the paper's protocol (its per-frame counting, threshold
+    chosen on test) and honestly (each labelled frame hit or missed, threshold chosen on validation), beside
+    random and gradient-saliency baselines.
 
     Examples:
 

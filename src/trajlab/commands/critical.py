@@ -119,8 +119,9 @@ class ExplainConfig:
     """Episode id to explain."""
     out: str
     """Run directory to write (plots/episode_<id>.gif, plots/episode_<id>_scores.png)."""
-    threshold: float = 0.5
-    """Frames whose score reaches this are highlighted as critical."""
+    threshold: float | None = None
+    """Frames whose score reaches this are highlighted as critical; None: the threshold with the best F1@2 on the
+    validation episodes (the honest protocol's choice; a mask's scale differs from run to run)."""
     preset: str = "quick"
     """Preset: configs/critical/<preset>.yaml."""
     fps: int = 4
@@ -369,21 +370,33 @@ def run_explain(config: ExplainConfig) -> dict[str, Any]:
     store = FrameStore.load(frames_file(config.data))
     check_fits(dsi, store, str(config.data))
     row = store.row_of(config.episode)
-    if not 0 <= config.threshold <= 1:
+    if config.threshold is not None and not 0 <= config.threshold <= 1:
         raise TrajlabError("threshold must be in [0, 1]")
     run_dir = RunDirectory.create(config.out, config, command="critical explain", overwrite=config.overwrite)
+    threshold = validation_threshold(dsi, store) if config.threshold is None else config.threshold
     scores = mask_scores(dsi, store, [row])[0]
     truth = store.episode_critical(row)
-    gif = highlight_gif(store.episode_frames(row), scores, config.threshold,
+    gif = highlight_gif(store.episode_frames(row), scores, threshold,
                         run_dir.plots / f"episode_{config.episode}.gif", fps=config.fps)
-    plot = plot_episode_scores(scores, truth, config.threshold, run_dir.plots / f"episode_{config.episode}_scores.png",
+    plot = plot_episode_scores(scores, truth, threshold, run_dir.plots / f"episode_{config.episode}_scores.png",
                                title=f"episode {config.episode} ({store.class_names[store.labels[row]]})")
     result = {"run_dir": str(run_dir.path), "episode": config.episode, "label": store.class_names[store.labels[row]],
               "length": int(store.lengths[row]), "scores": [float(s) for s in scores],
-              "critical_steps": [int(t) for t in np.flatnonzero(scores >= config.threshold)],
+              "threshold": threshold, "critical_steps": [int(t) for t in np.flatnonzero(scores >= threshold)],
               "ground_truth_steps": [int(t) for t in truth], "gif": str(gif), "plots": [str(plot)]}
     run_dir.write_result(result)
     return result
+
+
+def validation_threshold(dsi: Any, store: Any, tolerance: int = 2) -> float:
+    """The sweep's threshold with the best honest F1 at `tolerance` on the validation successes (0.5 without)."""
+    from trajlab.explain.dsi import mask_scores
+    from trajlab.explain.metrics import best_threshold, sweep
+
+    rows = [int(row) for row in store.rows("val") if store.episode_critical(int(row)).size]
+    if not rows:
+        return 0.5
+    return best_threshold(sweep(mask_scores(dsi, store, rows), [store.episode_critical(r) for r in rows], tolerance))
 
 
 # --- the quickstart's step ----------------------------------------------------------------------------------------

@@ -1,13 +1,15 @@
 """Does PIToD find a planted harmful experience group, and does switching it off help? One CLI pipeline per seed.
 
 Per seed: `trajlab influence train --plant-group G` (the group's rewards stored x -100, as the paper plants
-one), `trajlab influence estimate`, then `trajlab influence amend` (deploys the flipped mask of the group whose
-removal raises the return most). Records the planted group's rank by influence on the return (1 = most
-harmful), whether it is in the top 10% of groups (at least the top one), and the return before and after the
-amendment.
+one), then for each influence baseline (`--baselines`: all = flipped mask against all members, the paper's; own =
+against the group's own mask) `trajlab influence estimate --baseline B` and `trajlab influence amend` from that
+estimate (deploys the flipped mask of the group whose removal raises the return most). Records the planted
+group's rank by influence on the return (1 = most harmful), whether it is in the top 10% of groups (at least the
+top one), the return before and after the amendment, and per group how many members its flipped mask shares with
+the planted group's mask (0 for the planted group itself: the members that trained on it).
 
-    python benchmarks/influence_planted.py --seeds 0,1,2,3,4 --group 3 --work /tmp/influence-planted \\
-        --out benchmarks/results/influence_planted_quick.json
+    python benchmarks/influence_planted.py --preset bench --seeds 0,1,2,3,4 --group 3 --baselines all,own \\
+        --work /tmp/influence-planted --out benchmarks/results/influence_planted_bench.json
 """
 
 from __future__ import annotations
@@ -21,20 +23,49 @@ from typing import Any
 from cli_json import cli
 
 
-def one_seed(seed: int, group: int, scale: float, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+def ranking(estimate: dict[str, Any], group: int) -> dict[str, Any]:
+    """The planted group's rank by influence on the return, and every group's influence."""
+    influence = {item["group"]: item["influence"]["return"] for item in estimate["groups"]}
+    ranked = sorted(influence, key=lambda g: -influence[g])
+    top = max(1, math.floor(0.1 * len(ranked)))
+    return {"rank": ranked.index(group) + 1, "in_top_10pct": ranked.index(group) < top,
+            "influence_on_return": influence, "base_return": estimate["base"]["return"]}
+
+
+def shared_members(estimate: dict[str, Any], group: int) -> dict[int, int]:
+    """Members of each group's flipped mask that trained on the planted group."""
+    masks = {item["group"]: item["mask"] for item in estimate["groups"]}
+    return {g: sum((1 - m) * p for m, p in zip(mask, masks[group])) for g, mask in masks.items()}
+
+
+def one_seed(seed: int, group: int, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     run = work / f"planted-seed{seed}"
     steps = [] if args.steps is None else ["--steps", args.steps]
     cli("influence", "train", "--preset", args.preset, "--seed", seed, "--plant-group", group,
-        "--plant-reward-scale", scale, *steps, "--out", run, "--overwrite")
-    estimate = cli("influence", "estimate", run, "--overwrite")
-    influence = {item["group"]: item["influence"]["return"] for item in estimate["groups"]}
-    ranked = sorted(influence, key=lambda g: -influence[g])
-    amended = cli("influence", "amend", run, "--out", work / f"amended-seed{seed}", "--overwrite")
-    top = max(1, math.floor(0.1 * len(ranked)))
-    return {"seed": seed, "planted_group": group, "rank": ranked.index(group) + 1, "groups": len(ranked),
-            "in_top_10pct": ranked.index(group) < top, "influence_on_return": influence,
-            "amended_group": amended["group"], "return_before": amended["return_before"],
-            "return_after": amended["return_after"]}
+        "--plant-reward-scale", args.scale, "--threads", 1, *steps, "--out", run, "--overwrite")
+    row: dict[str, Any] = {"seed": seed, "planted_group": group, "by_baseline": {}}
+    for baseline in args.baselines.split(","):
+        out = run / f"influence-{baseline}"
+        estimate = cli("influence", "estimate", run, "--preset", args.preset, "--scores", "return",
+                       "--baseline", baseline, "--out", out, "--overwrite")
+        amended = cli("influence", "amend", run, "--estimate", out, "--out", work / f"amended-seed{seed}-{baseline}",
+                      "--overwrite")
+        row["groups"] = len(estimate["groups"])
+        row["shared_members"] = shared_members(estimate, group)
+        row["by_baseline"][baseline] = {**ranking(estimate, group), "amended_group": amended["group"],
+                                        "return_before": amended["return_before"],
+                                        "return_after": amended["return_after"]}
+    return row
+
+
+def summary_of(rows: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
+    baselines = args.baselines.split(",")
+    shares = {b: {"share_in_top_10pct": sum(r["by_baseline"][b]["in_top_10pct"] for r in rows) / len(rows),
+                  "ranks": [r["by_baseline"][b]["rank"] for r in rows],
+                  "share_amendment_raised_return": sum(r["by_baseline"][b]["return_after"]
+                                                       > r["by_baseline"][b]["return_before"] for r in rows)
+                  / len(rows)} for b in baselines}
+    return {"preset": args.preset, "steps": args.steps, "scale": args.scale, "baselines": shares}
 
 
 def main() -> None:
@@ -44,20 +75,18 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=-100.0)
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--steps", type=int, default=None, help="env steps (default: the preset's)")
+    parser.add_argument("--baselines", default="all", help="influence baselines to estimate with (all, own)")
     parser.add_argument("--work", required=True)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     rows = []
     for seed in (int(text) for text in args.seeds.split(",")):
-        rows.append(one_seed(seed, args.group, args.scale, Path(args.work), args))
-        print(json.dumps({key: rows[-1][key] for key in ("seed", "rank", "in_top_10pct", "amended_group",
-                                                          "return_before", "return_after")}), flush=True)
-    summary = {"preset": args.preset, "steps": args.steps, "scale": args.scale, "seeds": rows,
-               "share_in_top_10pct": sum(row["in_top_10pct"] for row in rows) / len(rows),
-               "share_amendment_raised_return": sum(row["return_after"] > row["return_before"] for row in rows)
-               / len(rows)}
-    Path(args.out).write_text(json.dumps(summary, indent=2))
-    print(json.dumps({key: value for key, value in summary.items() if key != "seeds"}))
+        rows.append(one_seed(seed, args.group, Path(args.work), args))
+        print(json.dumps({"seed": seed, **{b: {k: v[k] for k in ("rank", "amended_group", "return_before",
+                                                                 "return_after")}
+                                           for b, v in rows[-1]["by_baseline"].items()}}), flush=True)
+        Path(args.out).write_text(json.dumps({**summary_of(rows, args), "seeds": rows}, indent=2))
+    print(json.dumps(summary_of(rows, args), indent=2))
 
 
 if __name__ == "__main__":

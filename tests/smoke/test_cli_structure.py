@@ -35,6 +35,7 @@ COMMAND_CONFIGS = {
     "synth evaluate": ("trajlab.commands.synth:EvaluateConfig", {}),
     "synth attack": ("trajlab.commands.synth:AttackRunConfig", {}),
     "synth downstream": ("trajlab.commands.synth_downstream:DownstreamConfig", {"--env": "env_id"}),
+    "synth baseline": ("trajlab.commands.synth:BaselineConfig", {"--n": "num"}),
     "safe train-unsafe": ("trajlab.commands.safe:SafeTrainConfig", {"--env": "env_id", "--threads": "num_threads"}),
     "safe train-oracle": ("trajlab.commands.safe:SafeTrainConfig", {"--env": "env_id", "--threads": "num_threads"}),
     "safe unlearn": ("trajlab.commands.safe:SafeUnlearnConfig", {"--forget": "forget_episode_ids",

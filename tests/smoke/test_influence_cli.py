@@ -128,6 +128,30 @@ def test_leave_one_out_retrains_without_each_group_and_compares_with_pitod(train
     assert json.loads((out / "result.json").read_text()) == result
 
 
+def test_leave_one_out_repeats_average_their_influences(trained, capsys):
+    out = trained.parent / "loo-repeats"
+    code, stdout, _ = _cli(capsys, "influence", "loo", str(trained), "--updates", "3", "--n-eval", "1",
+                           "--repeats", "2", "--executor", "serial", "--out", str(out), "--json")
+    assert code == 0
+    result = json.loads(stdout)
+    assert result["repeats"] == 2 and len(result["reference_return_per_repeat"]) == 2
+    for group in result["groups"]:
+        assert len(group["influence_per_repeat"]) == 2
+        assert group["influence"] == pytest.approx(np.mean(group["influence_per_repeat"]))
+    assert result["repeat_agreement"] is None or -1.0 <= result["repeat_agreement"] <= 1.0
+
+
+def test_estimate_against_the_own_mask_and_a_bad_baseline(trained, capsys):
+    out = trained.parent / "estimate-own"
+    code, stdout, _ = _cli(capsys, "influence", "estimate", str(trained), "--n-eval", "1", "--scores", "return",
+                           "--baseline", "own", "--out", str(out), "--json")
+    assert code == 0 and json.loads(stdout)["settings"]["baseline"] == "own"
+    code, _, stderr = _cli(capsys, "influence", "estimate", str(trained), "--baseline", "half",
+                           "--out", str(trained.parent / "estimate-bad"))
+    assert code == 2 and "unknown influence baseline" in stderr
+    assert not (trained.parent / "estimate-bad").exists()
+
+
 def test_a_planted_group_stores_its_rewards_scaled_and_nothing_else(tmp_path, capsys):
     # learning starts after the run, so both runs take the same random actions and see the same rewards
     same = ["--env", "Pendulum-v1", "--steps", "60", "--learning-starts", "59", "--group-size", "20", "--members",

@@ -19,9 +19,11 @@ from trajlab.influence.pitod import (
     EstimateConfig,
     best_removal,
     check_estimate_config,
+    flipped_influence,
     groups_in,
     influence,
     loss_self_influence,
+    scored_masks,
     select_groups,
     soft_returns,
 )
@@ -66,7 +68,8 @@ def test_a_buffer_without_masks_and_unknown_groups_are_user_errors():
     assert [g.group for g in select_groups(_buffer(), [2, 0])] == [2, 0]
 
 
-@pytest.mark.parametrize("change", [{"n_eval": 0}, {"scores": ("return", "fun")}, {"scores": ()}])
+@pytest.mark.parametrize("change", [{"n_eval": 0}, {"scores": ("return", "fun")}, {"scores": ()},
+                                    {"baseline": "none"}])
 def test_bad_estimate_settings_are_refused(change):
     with pytest.raises(TrajlabError):
         check_estimate_config(EstimateConfig(**change))
@@ -115,3 +118,52 @@ def test_leave_one_out_trains_on_every_held_transition_but_the_groups():
     buffer = _buffer(steps=14, capacity=9)  # holds transitions 5..13: groups 1 (5-7), 2 (8-11), 3 (12-13)
     assert sorted(buffer.transition_ids[rows_without(buffer, 2)].tolist()) == [5, 6, 7, 12, 13]
     assert sorted(buffer.transition_ids[rows_without(buffer, None)].tolist()) == list(range(5, 14))
+
+
+def test_the_all_member_baseline_scores_every_flipped_mask_against_all_members():
+    groups = groups_in(_buffer(steps=8))
+    masks = scored_masks(groups, 4, "all")
+    assert masks.tolist() == [[True] * 4, *[(~g.mask).tolist() for g in groups]]
+    scores = np.array([10.0, 12.0, 7.0])  # all members, then each group's flipped mask
+    assert flipped_influence(scores, 2, "all").tolist() == [2.0, -3.0]
+
+
+def test_the_own_mask_baseline_scores_every_flipped_mask_against_its_groups_own_mask():
+    groups = groups_in(_buffer(steps=8))
+    masks = scored_masks(groups, 4, "own")
+    assert masks.tolist() == [[True] * 4, *[(~g.mask).tolist() for g in groups], *[g.mask.tolist() for g in groups]]
+    scores = np.array([10.0, 12.0, 7.0, 11.0, 9.0])  # all, flipped of groups 0 and 1, own of groups 0 and 1
+    assert flipped_influence(scores, 2, "own").tolist() == [1.0, -2.0]
+
+
+def test_leave_one_out_repeats_average_influences_each_against_its_own_reference():
+    from trajlab.influence.loo import LooResult, repeat_seed
+
+    found = LooResult([0, 1, 2], np.array([10.0, 20.0]), np.array([[11.0, 9.0, 13.0], [22.0, 18.0, 23.0]]))
+    assert found.repeat_influence.tolist() == [[1.0, -1.0, 3.0], [2.0, -2.0, 3.0]]
+    assert found.influence.tolist() == [1.5, -1.5, 3.0]
+    assert found.reference_return == 15.0 and found.returns.tolist() == [16.5, 13.5, 18.0]
+    assert found.repeat_agreement() == pytest.approx(1.0)
+    swapped = LooResult([0, 1, 2], np.array([0.0, 0.0]), np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]]))
+    assert swapped.repeat_agreement() == pytest.approx(-1.0)
+    assert LooResult([0, 1], np.array([0.0]), np.array([[1.0, 2.0]])).repeat_agreement() is None
+    assert repeat_seed(7, 0) == 7 and repeat_seed(7, 1) != repeat_seed(7, 2) != 7
+
+
+def test_the_bias_score_is_the_same_for_the_same_seed_and_leaves_the_callers_random_state():
+    from trajlab.algos.online.masked_sac import MaskedSAC, MaskedSACConfig
+    from trajlab.core.spec import SpaceSpec
+    from trajlab.influence.pitod import bias_scores
+
+    agent = MaskedSAC(SpaceSpec(3, 1, False, (-2.0,), (2.0,)),
+                      MaskedSACConfig(hidden=(8, 8), batch_size=4, ensemble_size=4, group_size=2), seed=0)
+    masks = np.array([[True] * 4, [True, True, False, False]])
+    config = EstimateConfig(max_steps=20, bias_pairs=20, seed=5)
+    torch.manual_seed(1)
+    first = bias_scores(agent, "Pendulum-v1", masks, config)
+    after_first = torch.rand(1)
+    torch.manual_seed(2)  # another caller state: the estimate must not depend on it
+    second = bias_scores(agent, "Pendulum-v1", masks, config)
+    torch.manual_seed(1)
+    assert np.array_equal(first, second)
+    assert torch.equal(torch.rand(1), after_first)  # the estimate drew nothing from the caller's stream

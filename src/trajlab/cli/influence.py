@@ -93,6 +93,7 @@ def estimate(
     groups: str | None = typer.Option(None, "--groups", help=ESTIMATE["groups"]),
     scores: str | None = typer.Option(None, "--scores", help=ESTIMATE["scores"]),
     seed: int = options.seed(ESTIMATE),
+    baseline: str | None = typer.Option(None, "--baseline", help=ESTIMATE["baseline"]),
     overwrite: bool = options.overwrite(ESTIMATE),
     as_json: bool = JSON,
 ) -> None:
@@ -111,7 +112,7 @@ def estimate(
         run=str(run), out=None if out is None else str(out), preset=preset, n_eval=n_eval,
         groups=_int_list(groups, "--groups"),
         scores=None if scores is None else tuple(part.strip() for part in scores.split(",") if part.strip()),
-        seed=seed, overwrite=overwrite)
+        seed=seed, baseline=baseline, overwrite=overwrite)
     emit(run_estimate(config), as_json, ESTIMATE_HEADLINE)
 
 
@@ -157,6 +158,7 @@ def loo(
     n_eval: int = typer.Option(10, "--n-eval", help=LOO["n_eval"]),
     seed: int = options.seed(LOO),
     executor: str = typer.Option("local", "--executor", help=LOO["executor"]),
+    repeats: int = typer.Option(1, "--repeats", help=LOO["repeats"]),
     overwrite: bool = options.overwrite(LOO),
     as_json: bool = JSON,
 ) -> None:
@@ -174,6 +176,6 @@ def loo(
     config = InfluenceLooConfig(run=str(run), out=None if out is None else str(out),
                                 estimate=None if estimate_dir is None else str(estimate_dir),
                                 groups=_int_list(groups, "--groups"), updates=updates, n_eval=n_eval, seed=seed,
-                                executor=executor, overwrite=overwrite)
+                                executor=executor, repeats=repeats, overwrite=overwrite)
     with on_interrupt("nothing was kept; rerun with --overwrite"):
         emit(run_loo(config), as_json, ("reference_return", "spearman"))

@@ -40,6 +40,7 @@ from trajlab.influence.pitod import (
     Group,
     amended,
     best_removal,
+    check_estimate_config,
     load_masked_run,
     select_groups,
 )
@@ -127,6 +128,9 @@ class InfluenceEstimateConfig:
     preset's)."""
     seed: int = 0
     """Seed of the evaluation episodes and the loss samples."""
+    baseline: str | None = None
+    """What the flipped masks' return and bias are compared with: all (every member, the paper's) or own (each
+    group's own mask) (None: the preset's)."""
     overwrite: bool = False
     """Replace an estimate already in --out."""
 
@@ -288,10 +292,12 @@ def train_offline(config: InfluenceTrainConfig, *, out: str | Path | None, resum
 # --- estimate ----------------------------------------------------------------------------------------------
 def estimate_config(config: InfluenceEstimateConfig) -> EstimateConfig:
     values = {**load_influence_preset(config.preset).estimate, "seed": config.seed}
-    for name in ("n_eval", "scores"):
+    for name in ("n_eval", "scores", "baseline"):
         if getattr(config, name) is not None:
             values[name] = getattr(config, name)
-    return from_dict(EstimateConfig, values, where=f"influence/{config.preset} estimate")
+    settings = from_dict(EstimateConfig, values, where=f"influence/{config.preset} estimate")
+    check_estimate_config(settings)  # a bad setting stops before any work
+    return settings
 
 
 def estimate(config: InfluenceEstimateConfig) -> dict[str, Any]:
@@ -441,6 +447,9 @@ class InfluenceLooConfig:
     """Seed of the fresh agents, their minibatches and evaluations."""
     executor: str = "local"
     """Where the retrainings run: local (process pool), ray, or serial (in this process)."""
+    repeats: int = 1
+    """Independent retrainings per group (and of the reference), averaged; with 2 or more, result.json also
+    says how well the repeats agree with each other (repeat_agreement)."""
     overwrite: bool = False
     """Replace a result already in --out."""
 
@@ -456,13 +465,18 @@ def loo(config: InfluenceLooConfig, *, progress: bool = True) -> dict[str, Any]:
     select_groups(replay, None if config.groups is None else list(config.groups))
     out = Path(config.out) if config.out is not None else Path(config.run) / "loo"
     check_free(out, config.overwrite)
-    settings = LooConfig(updates=config.updates, n_eval=config.n_eval, seed=config.seed, executor=config.executor)
+    settings = LooConfig(updates=config.updates, n_eval=config.n_eval, seed=config.seed, executor=config.executor,
+                         repeats=config.repeats)
     found = leave_one_out(config.run, settings, None if config.groups is None else list(config.groups),
                           progress=progress)
     run_dir = RunDirectory.create(out, to_dict(config), command="influence loo", overwrite=config.overwrite)
     result = {"run": config.run, "env_id": env_id, "reference_return": found.reference_return,
-              "groups": [{"group": group, "return": float(value), "influence": float(influence)}
-                         for group, value, influence in zip(found.groups, found.returns, found.influence)],
+              "groups": [{"group": group, "return": float(value), "influence": float(influence),
+                          "influence_per_repeat": [float(item) for item in per_repeat]}
+                         for group, value, influence, per_repeat in zip(found.groups, found.returns, found.influence,
+                                                                        found.repeat_influence.T)],
+              "repeats": config.repeats, "reference_return_per_repeat": found.reference_returns.tolist(),
+              "repeat_agreement": found.repeat_agreement(),
               **_compare_with_pitod(config, found.groups, found.influence), "run_dir": str(run_dir.path)}
     run_dir.write_result(result)
     return result

@@ -7,6 +7,8 @@ Both score the flipped mask of each group against all members with the agent's o
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -54,8 +56,17 @@ def loss_shares(agent: Any, batch: Batch, owner: np.ndarray, num_groups: int, se
 def losses_with_seed(agent: Any, batch: Batch, seed: int) -> dict[str, Tensor]:
     """The agent's per-sample loss terms on `batch` with torch seeded by `seed` (the caller's random state kept)."""
     device = torch.device(getattr(agent, "device", "cpu"))
+    with seeded_torch(agent, seed), torch.no_grad():
+        return {name: value.detach() for name, value in agent.compute_losses(batch.to(device)).terms().items()}
+
+
+@contextmanager
+def seeded_torch(agent: Any, seed: int) -> Iterator[None]:
+    """Torch's generators seeded by `seed` inside, the caller's random state restored after: the stochastic
+    actions of an estimate are then the same for the same seed, and training resumes its own stream."""
+    device = torch.device(getattr(agent, "device", "cpu"))
     # manual_seed below seeds every device, so the fork must restore the agent's GPU generator too
     cuda = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda), torch.no_grad():
+    with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(seed)
-        return {name: value.detach() for name, value in agent.compute_losses(batch.to(device)).terms().items()}
+        yield

@@ -35,19 +35,54 @@ class LooConfig:
     """Seed of the fresh agents, their minibatches and evaluations (the same for every group)."""
     executor: str = "local"
     """Where the retrainings run: local (process pool), ray, or serial (in this process)."""
+    repeats: int = 1
+    """Independent retrainings of every group and of the reference, averaged: one retraining's return carries
+    its training seed's luck, which at small sizes is as large as a group's effect. Repeat 0 uses `seed`, the
+    others seeds derived from it."""
 
 
 @dataclass
 class LooResult:
     groups: list[int]
-    reference_return: float
-    """Return of the agent retrained on every held transition."""
-    returns: np.ndarray
-    """Return of the agent retrained without each group."""
+    reference_returns: np.ndarray
+    """Return of the agent retrained on every held transition, per repeat [R]."""
+    repeat_returns: np.ndarray
+    """Return of the agent retrained without each group, per repeat [R, G]."""
+
+    @property
+    def reference_return(self) -> float:
+        return float(self.reference_returns.mean())
+
+    @property
+    def returns(self) -> np.ndarray:
+        """Mean over repeats of the return without each group [G]."""
+        return self.repeat_returns.mean(axis=0)
+
+    @property
+    def repeat_influence(self) -> np.ndarray:
+        """Influence per repeat [R, G], each against its own repeat's reference (same seed, same minibatches)."""
+        return self.repeat_returns - self.reference_returns[:, None]
 
     @property
     def influence(self) -> np.ndarray:
-        return self.returns - self.reference_return
+        return self.repeat_influence.mean(axis=0)
+
+    def repeat_agreement(self) -> float | None:
+        """Mean Spearman correlation between the repeats' influence vectors (None with one repeat): how well
+        the reference agrees with itself, a ceiling for any estimate's agreement with one repeat."""
+        if len(self.repeat_returns) < 2:
+            return None
+        from scipy.stats import spearmanr
+
+        pairs = [spearmanr(a, b).statistic for i, a in enumerate(self.repeat_influence)
+                 for b in self.repeat_influence[i + 1:]]
+        finite = [float(value) for value in pairs if np.isfinite(value)]
+        return float(np.mean(finite)) if finite else None
+
+
+def repeat_seed(seed: int, repeat: int) -> int:
+    """Seed of one repeat: `seed` itself for the first (so one repeat is the single retraining it always was)."""
+    return seed if repeat == 0 else derive_seed(seed, f"loo-repeat-{repeat}") % 2**31
 
 
 def rows_without(replay: ReplayBuffer, group: int | None) -> np.ndarray:
@@ -75,14 +110,17 @@ def retrain_without(run: str, group: int | None, updates: int, n_eval: int, seed
 def leave_one_out(run: str, config: LooConfig, groups: list[int] | None = None, *,
                   progress: bool = True) -> LooResult:
     """LOO returns of every held group (or `groups`) and of the all-data reference, through the executor."""
-    if config.updates < 1 or config.n_eval < 1:
-        raise TrajlabError(f"updates and n_eval must be at least 1, got {config.updates} and {config.n_eval}")
+    if min(config.updates, config.n_eval, config.repeats) < 1:
+        raise TrajlabError(f"updates, n_eval and repeats must be at least 1, got {config.updates}, "
+                           f"{config.n_eval} and {config.repeats}")
     _, replay, _ = load_masked_run(run)
     chosen = [group.group for group in select_groups(replay, groups)]
     if len(chosen) < 2 and groups is None:
         raise TrajlabError("leave-one-out needs at least 2 groups in the run (lower its group size)")
-    kwargs: dict[str, Any] = {"run": run, "updates": config.updates, "n_eval": config.n_eval, "seed": config.seed}
-    jobs = [Job(retrain_without, {**kwargs, "group": group}, label=f"without {group}")
-            for group in [None, *chosen]]
+    kwargs: dict[str, Any] = {"run": run, "updates": config.updates, "n_eval": config.n_eval}
+    jobs = [Job(retrain_without, {**kwargs, "group": group, "seed": repeat_seed(config.seed, repeat)},
+                label=f"without {group} (repeat {repeat})")
+            for repeat in range(config.repeats) for group in [None, *chosen]]
     returns = run_jobs(jobs, executor=config.executor, progress=progress, description="leave-one-out")
-    return LooResult(chosen, float(returns[0]), np.asarray(returns[1:], dtype=np.float64))
+    table = np.asarray(returns, dtype=np.float64).reshape(config.repeats, len(chosen) + 1)
+    return LooResult(chosen, table[:, 0], table[:, 1:])

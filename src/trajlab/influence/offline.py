@@ -24,8 +24,15 @@ from trajlab.core.seeding import derive_seed
 from trajlab.data.dataset import TransitionDataset
 from trajlab.data.ids import check_dataset_matches
 from trajlab.data.masks import GroupMasks
-from trajlab.influence.common import influence, loss_shares, return_scores
-from trajlab.influence.pitod import Estimate, EstimateConfig, Group, check_estimate_config
+from trajlab.influence.common import loss_shares, return_scores
+from trajlab.influence.pitod import (
+    Estimate,
+    EstimateConfig,
+    Group,
+    check_estimate_config,
+    flipped_influence,
+    scored_masks,
+)
 
 OFFLINE_SCORES = ("return", "td", "policy")
 """What an offline estimate scores (the Q bias needs the online agent's own rollouts and soft returns)."""
@@ -107,10 +114,10 @@ def estimate_offline(agent: Any, dataset: TransitionDataset, env_id: str | None,
     base, values = {}, {}
     if "return" in scores:
         assert env_id is not None
-        masks = np.concatenate([np.ones((1, agent.num_members), dtype=bool),
-                                np.stack([~group.mask for group in chosen])])  # row 0: the baseline
+        masks = scored_masks(chosen, agent.num_members, config.baseline)
         returns = return_scores(agent, env_id, masks, config.n_eval, config.seed, config.max_steps)
-        base["return"], values["return"] = float(returns[0]), influence(returns[1:], returns[0])
+        base["return"] = float(returns[0])
+        values["return"] = flipped_influence(returns, len(chosen), config.baseline)
     terms = {name: term for name, term in (("td", "critic"), ("policy", "actor")) if name in scores}
     if terms:
         batch, owner = group_batch(dataset, agent.episode_group_masks, chosen, config)

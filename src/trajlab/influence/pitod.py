@@ -32,7 +32,7 @@ from trajlab.core.rundir import RunDirectory, agent_checkpoint
 from trajlab.core.seeding import derive_seed
 from trajlab.data.replay import ReplayBuffer
 from trajlab.eval.rollouts import rollouts_by_copy
-from trajlab.influence.common import influence, loss_shares
+from trajlab.influence.common import influence, loss_shares, seeded_torch
 from trajlab.influence.common import return_scores as shared_return_scores
 
 BIAS_FLOOR = 10.0
@@ -76,9 +76,16 @@ class EstimateConfig:
     """Seed of the evaluation episodes and of the loss samples."""
     scores: tuple[str, ...] = ("return", "bias", "td", "policy")
     """Which influences to estimate (return and bias cost evaluation episodes, td and policy a forward pass)."""
+    baseline: str = "all"
+    """What the flipped mask's return and bias are compared with: "all" (every member, as the paper's return and
+    bias influences) or "own" (the group's own mask m_e, the contrast of turn-over dropout and of the paper's TD
+    and policy influences). A flipped mask is half the members, so against "all" its influence also carries the
+    cost of averaging fewer members; "own" compares two halves, one trained on the group and one not (one more
+    evaluated mask per group)."""
 
 
 SCORES = ("return", "bias", "td", "policy")
+BASELINES = ("all", "own")
 
 
 @dataclass(frozen=True)
@@ -182,8 +189,9 @@ def bias_scores(agent: Any, env_id: str, masks: np.ndarray, config: EstimateConf
     """Q-estimation bias under each mask [M, K] -> [M], from stochastic rollouts with that mask."""
     episodes, first = config.bias_episodes, derive_seed(config.seed, "pitod-bias") % 2**31
     seeds = [first + episode for _ in range(len(masks)) for episode in range(episodes)]
-    rollouts = rollouts_by_copy(lambda obs, rows, det: agent.act_masked(obs, masks[rows // episodes], det),
-                                env_id, seeds, deterministic=False, max_steps=config.max_steps, record=True)
+    with seeded_torch(agent, derive_seed(config.seed, "pitod-bias-actions")):  # the same seed, the same actions
+        rollouts = rollouts_by_copy(lambda obs, rows, det: agent.act_masked(obs, masks[rows // episodes], det),
+                                    env_id, seeds, deterministic=False, max_steps=config.max_steps, record=True)
     assert rollouts.steps is not None
     gamma, alpha = float(agent.config.gamma), float(agent.alpha)
     scores = []
@@ -247,14 +255,12 @@ def estimate(agent: Any, replay: ReplayBuffer, env_id: str, config: EstimateConf
     require(agent, MaskedAgent, needed_by="PIToD influence estimation")
     check_estimate_config(config)
     chosen = select_groups(replay, groups)
-    flipped = np.stack([~group.mask for group in chosen])
-    everyone = np.ones((1, agent.num_members), dtype=bool)
-    masks = np.concatenate([everyone, flipped])  # row 0: all members, the baseline of every influence
+    masks = scored_masks(chosen, agent.num_members, config.baseline)
     base, values = {}, {}
     for score, scorer in (("return", return_scores), ("bias", bias_scores)):
         if score in config.scores:
             scores = scorer(agent, env_id, masks, config)
-            base[score], values[score] = float(scores[0]), influence(scores[1:], scores[0])
+            base[score], values[score] = float(scores[0]), flipped_influence(scores, len(chosen), config.baseline)
     losses = {name: term for name, term in (loss_terms or {"td": "critic", "policy": "actor"}).items()
               if name in config.scores}
     if losses:
@@ -262,11 +268,28 @@ def estimate(agent: Any, replay: ReplayBuffer, env_id: str, config: EstimateConf
     return Estimate(chosen, base, values)
 
 
+def scored_masks(groups: list[Group], num_members: int, baseline: str) -> np.ndarray:
+    """Masks to score [M, K]: all members (row 0, the reported base), every group's flipped mask, and with the
+    "own" baseline every group's own mask after them."""
+    rows = [np.ones((1, num_members), dtype=bool), np.stack([~group.mask for group in groups])]
+    if baseline == "own":
+        rows.append(np.stack([group.mask for group in groups]))
+    return np.concatenate(rows)
+
+
+def flipped_influence(scores: np.ndarray, num_groups: int, baseline: str) -> np.ndarray:
+    """Influence per group from the scores of `scored_masks`: flipped minus all members, or minus own mask."""
+    flipped = scores[1:num_groups + 1]
+    return influence(flipped, scores[0]) if baseline == "all" else flipped - scores[num_groups + 1:]
+
+
 def check_estimate_config(config: EstimateConfig) -> None:
     unknown = sorted(set(config.scores) - set(SCORES))
     if unknown or not config.scores:
         raise TrajlabError(f"unknown influence score(s) {', '.join(unknown) or '(none given)'}; "
                            f"known: {', '.join(SCORES)}")
+    if config.baseline not in BASELINES:
+        raise TrajlabError(f"unknown influence baseline {config.baseline!r}; known: {', '.join(BASELINES)}")
     for name in ("n_eval", "bias_episodes", "bias_pairs", "loss_samples"):
         if getattr(config, name) < 1:
             raise TrajlabError(f"{name} must be at least 1, got {getattr(config, name)}")

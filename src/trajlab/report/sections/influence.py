@@ -21,8 +21,9 @@ def write_influence_report(run_dir: RunDirectory, result: dict[str, Any]) -> lis
     report.key_values({"groups": len(result["groups"]), "group size": result["group_size"],
                        "members (K)": result["num_members"], **{f"all-member {k}": v for k, v in
                                                                  result["base"].items()}})
+    against = "its own mask (the sub-networks that did)" if _baseline(result) == "own" else "all sub-networks"
     report.paragraph("Influence of a group = score with the flipped mask of the group (the sub-networks that never "
-                     "trained on it) minus the score with all sub-networks. On the return, a positive influence "
+                     f"trained on it) minus the score with {against}. On the return, a positive influence "
                      "means the agent does better without the group: the group is harmful.")
     if "return" in result["scores"]:
         ranked = sorted(result["groups"], key=lambda group: -group["influence"]["return"])
@@ -42,7 +43,13 @@ def influence_plot(path: Path, result: dict[str, Any], score: str, *, planted: i
     groups = None if planted is None else \
         {name: "planted group" if name == str(planted) else "other groups" for name in values}
     return plot_bars(values, path, title=f"influence on {score} per experience group",
-                     ylabel=f"{score}(flipped) - {score}(all)", groups=groups)
+                     ylabel=f"{score}(flipped) - {score}({_baseline(result)})", groups=groups)
+
+
+def _baseline(result: dict[str, Any]) -> str:
+    """What an estimate's influences are measured against: "all" members (the paper's) or the group's "own" mask
+    (estimates made before the choice existed are "all")."""
+    return str((result.get("settings") or {}).get("baseline", "all"))
 
 
 def influence_heatmap(path: Path, history: list[dict[str, Any]], score: str) -> Path:

@@ -30,6 +30,7 @@ import numpy as np
 from trajlab.core.errors import TrajlabError
 from trajlab.data.dataset import TransitionDataset
 from trajlab.privacy.diffusion import transition_matrix
+from trajlab.privacy.synthesis import release_dataset
 
 METHODS = ("mst", "aim")
 BINNINGS = ("quantile", "uniform")
@@ -164,17 +165,9 @@ def _fixed_domain(cardinalities: list[int]) -> Any:
 
 
 def release(rows: np.ndarray, like: TransitionDataset, metadata: dict[str, Any]) -> TransitionDataset:
-    """A TransitionDataset from [s, a, r, s', done] rows in `like`'s spaces: one-step episodes with fresh ids
-    (as `synth sample` releases), actions clipped to the bounds."""
-    obs, act = like.observation_dim, like.action_dim
+    """A TransitionDataset from [s, a, r, s', done] rows in `like`'s spaces, as `synth sample` releases."""
     spec = like.spec
-    actions = np.clip(rows[:, obs:obs + act], spec.action_low, spec.action_high)
-    terminals = rows[:, -1] > 0.5
-    ids = np.arange(len(rows), dtype=np.int64)
-    return TransitionDataset(
-        observations=rows[:, :obs], actions=actions, rewards=rows[:, obs + act],
-        next_observations=rows[:, obs + act + 1:-1], terminals=terminals, timeouts=~terminals,
-        episode_ids=ids, transition_ids=ids.copy(), metadata=metadata)
+    return release_dataset(rows, like.observation_dim, spec.action_low, spec.action_high, metadata)
 
 
 def public_rows(public: list[TransitionDataset]) -> np.ndarray:

@@ -44,14 +44,22 @@ def sample_transitions(bundle: TransitionModel, num: int, *, seed: int, chunk: i
 
 def dataset_from_rows(rows: np.ndarray, bundle: TransitionModel) -> TransitionDataset:
     """A TransitionDataset from [s, a, r, s', done] rows, with fresh ids and the model's provenance."""
-    obs, act = bundle.observation_dim, bundle.action_dim
-    actions = np.clip(rows[:, obs:obs + act], bundle.action_low, bundle.action_high)
+    return release_dataset(rows, bundle.observation_dim, bundle.action_low, bundle.action_high,
+                           release_metadata(bundle))
+
+
+def release_dataset(rows: np.ndarray, observation_dim: int, action_low: np.ndarray, action_high: np.ndarray,
+                    metadata: dict) -> TransitionDataset:
+    """Synthetic [s, a, r, s', done] rows as one-step episodes with fresh ids (no row is linked to a real
+    episode), actions clipped to the bounds, done thresholded at 0.5."""
+    obs, act = observation_dim, len(np.atleast_1d(action_low))
+    actions = np.clip(rows[:, obs:obs + act], action_low, action_high)
     terminals = rows[:, -1] > 0.5
     ids = np.arange(len(rows), dtype=np.int64)
     return TransitionDataset(
         observations=rows[:, :obs], actions=actions, rewards=rows[:, obs + act],
         next_observations=rows[:, obs + act + 1:-1], terminals=terminals, timeouts=~terminals,
-        episode_ids=ids, transition_ids=ids.copy(), metadata=release_metadata(bundle))
+        episode_ids=ids, transition_ids=ids.copy(), metadata=metadata)
 
 
 def release_metadata(bundle: TransitionModel) -> dict[str, Any]:

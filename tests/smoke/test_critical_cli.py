@@ -133,3 +133,25 @@ def test_resume_after_an_interrupt_repeats_the_uninterrupted_run(trained, tmp_pa
                                                                                    tmp_path / "cut"))
     assert whole.keys() == cut.keys() and all(whole[k].equal(cut[k]) for k in whole)
     assert cli("critical", "train", *args, "--out", tmp_path / "cut", "--resume") == 2  # finished: nothing to do
+
+    # stopped inside the first epoch: nothing to continue from, so it starts again, without the old rows
+    calls["n"] = 1  # the next update passes and logs its row, the one after is interrupted
+    monkeypatch.setattr(dsi_module, "_alternating_step", interrupted_in_epoch_two)
+    assert cli("critical", "train", *args, "--out", tmp_path / "early") == 130
+    monkeypatch.setattr(dsi_module, "_alternating_step", step)
+    assert cli("critical", "train", *args, "--out", tmp_path / "early", "--resume") == 0
+    early = load_file(str(tmp_path / "early" / "checkpoints" / "final.safetensors"))
+    assert all(whole[k].equal(early[k]) for k in whole)
+    rows = (tmp_path / "early" / "metrics.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + 4  # header and one row per update
+
+
+def test_train_refuses_bad_objective_settings_before_writing(trained, tmp_path, capsys):
+    base = ["critical", "train", trained / "data", "--epochs", 1, *TINY]
+    assert cli(*base, "--out", tmp_path / "a", "--set", "dsi.reverse_target=confused") == 2
+    assert "dsi.reverse_target must be one of uniform, not_outcome" in capsys.readouterr().err
+    assert cli(*base, "--out", tmp_path / "b", "--resume", "--overwrite") == 2
+    assert "--resume and --overwrite exclude each other" in capsys.readouterr().err
+    assert cli(*base, "--out", tmp_path / "c", "--resume") == 2
+    assert "no run to resume" in capsys.readouterr().err
+    assert not any((tmp_path / name).exists() for name in "abc")

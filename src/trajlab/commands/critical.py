@@ -291,6 +291,7 @@ def _resume_point(run_dir: RunDirectory, config: TrainConfig, dsi: Any, optimize
                                f"(run has {saved.get(name)!r}, given {given.get(name)!r})")
     latest = run_dir.latest_checkpoint(EPOCH_PREFIX)
     if latest is None:  # stopped before its first epoch ended: start from scratch
+        run_dir.truncate_metrics(0)
         return TrainProgress(), 0.0
     state, meta = load_checkpoint(latest, device=config.device)
     dsi.detector.load_state_dict(state["detector"])

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from trajlab.core.errors import TrajlabError
-from trajlab.privacy.baselines import Binning, check_budget
+from trajlab.privacy.baselines import Binning
+from trajlab.privacy.training import check_budget
 
 
 def _rows(n: int, seed: int, shift: float = 0.0) -> np.ndarray:

@@ -379,14 +379,13 @@ class BaselineConfig:
 def run_baseline(config: BaselineConfig) -> dict[str, Any]:
     from trajlab.privacy.baselines import (
         Binning,
-        check_budget,
         fit_sample,
         limit_jax_threads,
         public_rows,
         require_smartnoise,
     )
     from trajlab.privacy.diffusion import transition_matrix
-    from trajlab.privacy.training import split_members
+    from trajlab.privacy.training import check_budget, split_members
 
     public, private, target = _check_baseline(config)
     members = private.subset_transitions(split_members(private, config.member_fraction, config.seed).members)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
 import os
 import sys
 from dataclasses import dataclass
@@ -101,15 +100,6 @@ class TabularOptions:
     """AIM's cap on the graphical model's size in MB."""
     aim_max_cells: int = 10_000
     """AIM's workload: the 2-way marginals with at most this many cells."""
-
-
-def check_budget(epsilon: float, delta: float, num_rows: int) -> None:
-    """Reject a budget that cannot work, before anything is fitted or written."""
-    if not epsilon > 0 or not math.isfinite(epsilon):
-        raise TrajlabError(f"epsilon must be a positive number, got {epsilon}")
-    if not 0 < delta < 1 / max(num_rows, 1):
-        raise TrajlabError(f"delta must be in (0, 1/n) for n = {num_rows} private training transitions "
-                           f"(1/n = {1 / max(num_rows, 1):.3g}), got {delta}")
 
 
 def require_smartnoise() -> None:

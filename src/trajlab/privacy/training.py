@@ -256,11 +256,16 @@ def check_dp_request(dp: DPConfig, num_members: int, *, private: bool = True) ->
 
 
 def _check_budget(dp: DPConfig, num_members: int) -> None:
-    if not dp.epsilon > 0 or not math.isfinite(dp.epsilon):
-        raise TrajlabError(f"epsilon must be a positive number, got {dp.epsilon}")
-    if not 0 < dp.delta < 1 / max(num_members, 1):
-        raise TrajlabError(f"delta must be in (0, 1/n) for n = {num_members} private training transitions "
-                           f"(1/n = {1 / max(num_members, 1):.3g}), got {dp.delta}")
+    check_budget(dp.epsilon, dp.delta, num_members)
+
+
+def check_budget(epsilon: float, delta: float, num_rows: int) -> None:
+    """Reject a budget that cannot work (epsilon <= 0, delta outside (0, 1/n)), before anything is written."""
+    if not epsilon > 0 or not math.isfinite(epsilon):
+        raise TrajlabError(f"epsilon must be a positive number, got {epsilon}")
+    if not 0 < delta < 1 / max(num_rows, 1):
+        raise TrajlabError(f"delta must be in (0, 1/n) for n = {num_rows} private training transitions "
+                           f"(1/n = {1 / max(num_rows, 1):.3g}), got {delta}")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,11 @@ The L1 term here is the element-wise mean over the episode's real frames; the au
 1-norm of the [B, T] mask, which is its largest column sum (the busiest time step over the batch), not a
 sparsity penalty per frame. Pixels are scaled to [0, 1] the same way in training and testing.
 
+Two documented departures, off by default (the quick preset turns both on, paper.yaml keeps the published
+objective): `reverse_target="not_outcome"` asks R not to give the outcome from the removed frames, instead of
+being unsure, and `predictor_dropout` also trains R on random frame subsets; `DSIConfig` says why each is needed
+for the mask not to settle at 1 on every frame.
+
 Where m * X is applied: the per-frame CNN normalises each frame (instance norm), so scaling a frame's pixels by
 m_t would reach R almost unchanged (a frame at 20% brightness normalises to the same features). m_t therefore
 scales frame t's CNN features before the BiLSTM: a frame with m_t = 0 contributes nothing, as a black frame would
@@ -59,10 +64,11 @@ class DSIConfig:
     outcomes, removing a success's evidence makes R predict failure, not "unsure", so under "uniform" only an
     all-zero input (m = 1 on every frame) satisfies the term, and the mask collapses to 1 (docs/benchmarks.md)."""
     predictor_dropout: bool = False
-    """Also train R, in its own step, on each video with a random subset of its frames kept (per episode a keep
-    probability drawn from U(0, 1), then each frame kept or zeroed independently). Trained on full videos only
-    (the paper), R has never seen a sparse m * X, so the kept term favours masks near 1 whatever the frames say;
-    the random subsets carry no information about the outcome, so R cannot learn to read the detector's mask."""
+    """Also train R, in the same predictor step, on each video with a random subset of its frames kept (per
+    episode a keep probability drawn from U(0, 1), then each frame kept or zeroed independently). Trained on full
+    videos only (the paper), R has never seen a sparse m * X, so the kept term favours masks near 1 whatever the
+    frames say; the random subsets carry no information about the outcome, so R cannot learn to read the
+    detector's mask."""
     batch_size: int = 64
     """Episodes per minibatch."""
     epochs: int = 20
@@ -179,8 +185,10 @@ Optimizers = tuple[torch.optim.Optimizer, torch.optim.Optimizer]
 
 def new_optimizers(dsi: DSIModel, config: DSIConfig) -> Optimizers:
     """Adam for the detector and for the predictor."""
-    return tuple(torch.optim.Adam(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-                 for net in (dsi.detector, dsi.predictor))  # type: ignore[return-value]
+    def adam(net: nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.Adam(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+
+    return adam(dsi.detector), adam(dsi.predictor)
 
 
 def train(dsi: DSIModel, store: FrameStore, config: DSIConfig, *, seed: int, optimizers: Optimizers | None = None,

@@ -17,7 +17,8 @@ TINY = ["--set", "model.channels=[4,4,4,4,8]", "--set", "model.hidden=8", "--set
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("critical")
-    assert cli("critical", "data", "--episodes", 12, "--test-episodes", 6, "--out", root / "data") == 0
+    assert cli("critical", "data", "--episodes", 12, "--test-episodes", 6, "--set", "val_fraction=0.25",
+               "--out", root / "data") == 0
     assert cli("critical", "train", root / "data", "--out", root / "train", "--epochs", 1, *TINY) == 0
     return root
 
@@ -25,7 +26,7 @@ def trained(tmp_path_factory):
 def test_data_train_evaluate_explain(trained, capsys):
     root = trained
     data = json.loads((root / "data" / "result.json").read_text())
-    assert data["episodes"] == {"train": 11, "val": 1, "test": 6} and data["frame_shape"] == [28, 28, 3]
+    assert data["episodes"] == {"train": 9, "val": 3, "test": 6} and data["frame_shape"] == [28, 28, 3]
     store = FrameStore.load(root / "data" / "frames.h5")
     assert int(store.critical.sum()) == 3 * int(store.labels.sum())  # key, door, ball in every success
     assert json.loads((root / "train" / "result.json").read_text())["updates"] == 2
@@ -109,8 +110,9 @@ def test_resume_after_an_interrupt_repeats_the_uninterrupted_run(trained, tmp_pa
 
     import trajlab.explain.dsi as dsi_module
 
-    # random frame subsets draw from torch's generator: resuming must restore it too
-    args = [trained / "data", "--epochs", 2, *TINY, "--set", "dsi.predictor_dropout=true"]
+    # random frame subsets draw from torch's generator: resuming must restore it too; the epoch chosen on
+    # validation must be the uninterrupted run's
+    args = [trained / "data", "--epochs", 2, *TINY, "--set", "dsi.predictor_dropout=true", "--select", "val_f1"]
     assert cli("critical", "train", *args, "--out", tmp_path / "whole") == 0
     step, calls = dsi_module._alternating_step, {"n": 0}
 
@@ -129,6 +131,7 @@ def test_resume_after_an_interrupt_repeats_the_uninterrupted_run(trained, tmp_pa
     assert cli("critical", "train", *args, "--out", tmp_path / "cut", "--resume") == 0
     result = json.loads((tmp_path / "cut" / "result.json").read_text())
     assert result["resumed_from_epoch"] == 1 and result["updates"] == 4
+    assert result["validation"] == json.loads((tmp_path / "whole" / "result.json").read_text())["validation"]
     whole, cut = (load_file(str(p / "checkpoints" / "final.safetensors")) for p in (tmp_path / "whole",
                                                                                    tmp_path / "cut"))
     assert whole.keys() == cut.keys() and all(whole[k].equal(cut[k]) for k in whole)
@@ -155,3 +158,35 @@ def test_train_refuses_bad_objective_settings_before_writing(trained, tmp_path, 
     assert cli(*base, "--out", tmp_path / "c", "--resume") == 2
     assert "no run to resume" in capsys.readouterr().err
     assert not any((tmp_path / name).exists() for name in "abc")
+
+
+def test_select_keeps_the_epoch_with_the_best_validation_f1(trained, tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    import trajlab.commands.critical as critical
+
+    scores = iter([{0.5: 40.0}, {0.5: 70.0}, {0.5: 55.0}])  # epochs 1, 2, 3: the second is the best
+    monkeypatch.setattr(critical, "validation_sweep", lambda *a, **k: next(scores))
+    assert cli("critical", "train", trained / "data", "--out", tmp_path / "sel", "--epochs", 3, *TINY,
+               "--select", "val_f1") == 0
+    result = json.loads((tmp_path / "sel" / "result.json").read_text())
+    assert result["selected_epoch"] == 2 and [row["epoch"] for row in result["validation"]] == [1, 2, 3]
+    final, best = (load_file(str(tmp_path / "sel" / "checkpoints" / f"{name}.safetensors"))
+                   for name in ("final", "best_validation"))
+    assert all(final[k].equal(best[k]) for k in final)
+    assert cli("critical", "train", trained / "data", "--out", tmp_path / "last", "--epochs", 3, *TINY,
+               "--select", "last") == 0
+    last = load_file(str(tmp_path / "last" / "checkpoints" / "final.safetensors"))
+    assert not all(final[k].equal(last[k]) for k in final)  # epoch 3's networks, not epoch 2's
+
+
+def test_select_val_f1_without_labelled_validation_and_unknown_select_are_exit_2(tmp_path, capsys):
+    assert cli("critical", "data", "--env", "pong", "--episodes", 6, "--test-episodes", 2,
+               "--out", tmp_path / "pong") == 0
+    capsys.readouterr()
+    base = ["critical", "train", tmp_path / "pong", "--epochs", 1, *TINY]
+    assert cli(*base, "--out", tmp_path / "a", "--select", "val_f1") == 2
+    assert "select val_f1 needs validation episodes with ground-truth critical frames" in capsys.readouterr().err
+    assert cli(*base, "--out", tmp_path / "b", "--select", "best") == 2
+    assert "select must be one of last, val_f1, auto" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -33,6 +33,7 @@ def data(
     preset: str = options.preset(DATA),
     seed: int = options.seed(DATA),
     overwrite: bool = options.overwrite(DATA),
+    set_options: list[str] = SET_OPTION,
     as_json: bool = JSON,
 ) -> None:
     """Collect labelled episode videos with their ground-truth critical frames (HDF5, uint8 frames).
@@ -42,11 +43,14 @@ def data(
       trajlab critical data --env minigrid-keycorridor --episodes 600 --out runs/critical-data
 
       trajlab critical data --preset paper --out runs/critical-data-paper
+
+      trajlab critical data --episodes 600 --set val_fraction=0.2 --set gridworld.positive_fraction=0.6 --out D
     """
     from trajlab.commands.critical import DataConfig, load_critical_config, run_data
 
     config = load_critical_config(DataConfig, "data", preset, out=str(out), env=env, episodes=episodes,
-                                  test_episodes=test_episodes, seed=seed, overwrite=overwrite)
+                                  test_episodes=test_episodes, seed=seed, overwrite=overwrite,
+                                  **nested_overrides(set_options))
     with on_interrupt(NO_RESUME_HINT):
         emit(run_data(config), as_json, headline=("episodes.*",))
 
@@ -62,6 +66,7 @@ def train(
     device: str = options.device(TRAIN),
     overwrite: bool = options.overwrite(TRAIN),
     resume: bool = options.resume(TRAIN),
+    select: str | None = typer.Option(None, "--select", help=TRAIN["select"]),
     set_options: list[str] = SET_OPTION,
     as_json: bool = JSON,
 ) -> None:
@@ -81,7 +86,7 @@ def train(
     overrides["dsi"] = {**overrides.get("dsi", {}), "epochs": epochs}
     config = load_critical_config(TrainConfig, "train", preset, data=str(data), out=str(out), seed=seed,
                                   threads=threads, device=device, overwrite=overwrite, resume=resume,
-                                  **overrides)
+                                  select=select, **overrides)
     with on_interrupt("rerun with --resume to continue from the last finished epoch"):
         emit(run_train(config), as_json)
 

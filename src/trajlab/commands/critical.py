@@ -30,6 +30,8 @@ from trajlab.explain.pong import PongConfig
 
 FRAMES = "frames.h5"
 MODEL = "final"
+BEST = "best_validation"
+SELECTIONS = ("last", "val_f1", "auto")
 ENVS = ("minigrid-keycorridor", "pong")
 
 
@@ -83,6 +85,12 @@ class TrainConfig:
     """Replace a run already in `out`."""
     resume: bool = False
     """Continue an interrupted run in `out` from its last finished epoch (same data and settings)."""
+    select: str = "last"
+    """Which epoch's networks become the model. "last": the final epoch's. "val_f1": the epoch with the best
+    honest F1@2 on the validation successes (it needs their ground-truth critical frames: GridWorld has them,
+    Pong does not). "auto": val_f1 where the validation episodes have critical frames, else last. A run's F1
+    moves by about 15 points from one epoch to the next (docs/benchmarks.md); choosing on validation steadies
+    it without looking at the test episodes."""
 
 
 @dataclass(frozen=True)
@@ -213,6 +221,7 @@ def run_train(config: TrainConfig) -> dict[str, Any]:
     store = FrameStore.load(frames_file(config.data))
     train_rows = store.rows("train")
     _check_train_config(config, store)
+    on_validation = selects_on_validation(config.select, store)
     run_dir = RunDirectory.create(config.out, config, command="critical train", overwrite=config.overwrite,
                                   resume=config.resume)
     seed_everything(config.seed)
@@ -220,24 +229,71 @@ def run_train(config: TrainConfig) -> dict[str, Any]:
     dsi.detector.to(config.device)
     dsi.predictor.to(config.device)
     optimizers = new_optimizers(dsi, config.dsi)
-    start, earlier_s = _resume_point(run_dir, config, dsi, optimizers) if config.resume else (TrainProgress(), 0.0)
+    choice = EpochChoice(run_dir, store, on_validation, config.device)
+    start, earlier_s = (_resume_point(run_dir, config, dsi, optimizers, choice) if config.resume
+                        else (TrainProgress(), 0.0))
     updates = config.dsi.epochs * -(-len(train_rows) // config.dsi.batch_size)
     started = time.perf_counter()
 
     def save_epoch(done: TrainProgress) -> None:
-        _save_epoch(run_dir, dsi, optimizers, done, earlier_s + time.perf_counter() - started)
+        choice.after_epoch(dsi, done.epochs)
+        _save_epoch(run_dir, dsi, optimizers, done, earlier_s + time.perf_counter() - started, choice.history)
 
     with update_bar("training", updates, completed=start.updates) as show:
         done = train(dsi, store, config.dsi, seed=config.seed, optimizers=optimizers, start=start,
                      log=run_dir.log_metrics, progress=show, on_epoch_end=save_epoch, device=config.device)
     elapsed = earlier_s + time.perf_counter() - started
-    checkpoint = save_model(str(run_dir.checkpoint_path(MODEL)), dsi, {"data": config.data})
+    selected = choice.restore_best(dsi) if choice.active else done.epochs
+    checkpoint = save_model(str(run_dir.checkpoint_path(MODEL)), dsi, {"data": config.data, "epoch": selected})
     result = {"run_dir": str(run_dir.path), "checkpoint": checkpoint, "env": store.env_id,
               "train_episodes": int(len(train_rows)), "updates": done.updates, "frames_seen": done.frames,
               "resumed_from_epoch": start.epochs if config.resume else None, "wall_time_s": elapsed,
-              "frames_per_s": done.frames / max(elapsed, 1e-9)}
+              "frames_per_s": done.frames / max(elapsed, 1e-9), "selected_epoch": selected,
+              "selection": "val_f1" if choice.active else "last", "validation": choice.history}
     run_dir.write_result(result)
     return result
+
+
+def selects_on_validation(select: str, store: Any) -> bool:
+    """Whether `select` (TrainConfig.select) picks the epoch on the validation successes' F1@2."""
+    labelled = any(store.episode_critical(int(row)).size for row in store.rows("val"))
+    if select == "val_f1" and not labelled:
+        raise TrajlabError("select val_f1 needs validation episodes with ground-truth critical frames "
+                           "(GridWorld successes); this data has none: use --select last")
+    return select == "val_f1" or (select == "auto" and labelled)
+
+
+class EpochChoice:
+    """Scores each finished epoch on the validation episodes and keeps the best epoch's networks on disk.
+
+    The history (epoch, validation F1@2) travels in each epoch checkpoint, so a resumed run chooses as an
+    uninterrupted one would. Ties go to the later epoch."""
+
+    def __init__(self, run_dir: RunDirectory, store: Any, active: bool, device: str = "cpu") -> None:
+        self.run_dir, self.store, self.active, self.device = run_dir, store, active, device
+        self.history: list[dict[str, float]] = []
+
+    def best(self) -> dict[str, float] | None:
+        return max(reversed(self.history), key=lambda row: row["validation_f1_at_2"], default=None)
+
+    def after_epoch(self, dsi: Any, epoch: int) -> None:
+        from trajlab.explain.dsi import save_model
+
+        if not self.active:
+            return
+        f1 = max(validation_sweep(dsi, self.store, device=self.device).values())
+        self.history.append({"epoch": epoch, "validation_f1_at_2": f1})
+        if self.best()["epoch"] == epoch:
+            save_model(str(self.run_dir.checkpoint_path(BEST)), dsi, {"epoch": epoch, "validation_f1_at_2": f1})
+
+    def restore_best(self, dsi: Any) -> int:
+        """Load the best epoch's networks into `dsi`; returns that epoch."""
+        from trajlab.explain.dsi import load_model
+
+        best = load_model(str(self.run_dir.checkpoint_path(BEST)))
+        dsi.detector.load_state_dict(best.detector.state_dict())
+        dsi.predictor.load_state_dict(best.predictor.state_dict())
+        return int(self.best()["epoch"])
 
 
 def _check_train_config(config: TrainConfig, store: Any) -> None:
@@ -256,13 +312,16 @@ def _check_train_config(config: TrainConfig, store: Any) -> None:
                            f"got {config.dsi.reverse_target!r}")
     if config.resume and config.overwrite:
         raise TrajlabError("--resume and --overwrite exclude each other")
+    if config.select not in SELECTIONS:
+        raise TrajlabError(f"select must be one of {', '.join(SELECTIONS)}, got {config.select!r}")
 
 
 EPOCH_PREFIX = "epoch_"
-_SAME_ON_RESUME = ("data", "model", "dsi", "seed")
+_SAME_ON_RESUME = ("data", "model", "dsi", "seed", "select")
 
 
-def _save_epoch(run_dir: RunDirectory, dsi: Any, optimizers: Any, done: TrainProgress, elapsed_s: float) -> None:
+def _save_epoch(run_dir: RunDirectory, dsi: Any, optimizers: Any, done: TrainProgress, elapsed_s: float,
+                validation: list[dict[str, float]]) -> None:
     """Networks, optimisers and torch's random state after an epoch; the previous epoch's file is then removed."""
     from trajlab.core.checkpoint import save_checkpoint
     from trajlab.training.resume import torch_random_states
@@ -270,14 +329,14 @@ def _save_epoch(run_dir: RunDirectory, dsi: Any, optimizers: Any, done: TrainPro
     state = {"detector": dsi.detector.state_dict(), "predictor": dsi.predictor.state_dict(),
              "optimizers": [optim.state_dict() for optim in optimizers], "random": torch_random_states()}
     path = save_checkpoint(run_dir.checkpoint_path(f"{EPOCH_PREFIX}{done.epochs}"), state,
-                           {"kind": "dsi_training", **vars(done), "elapsed_s": elapsed_s})
+                           {"kind": "dsi_training", **vars(done), "elapsed_s": elapsed_s, "validation": validation})
     for old in run_dir.checkpoints.glob(f"{EPOCH_PREFIX}*.safetensors"):
         if old != path:
             old.unlink()
             old.with_suffix(".json").unlink(missing_ok=True)
 
 
-def _resume_point(run_dir: RunDirectory, config: TrainConfig, dsi: Any, optimizers: Any
+def _resume_point(run_dir: RunDirectory, config: TrainConfig, dsi: Any, optimizers: Any, choice: EpochChoice
                   ) -> tuple[TrainProgress, float]:
     """Restore the last finished epoch of an interrupted run: (its progress, wall seconds spent before)."""
     from trajlab.core.checkpoint import load_checkpoint
@@ -299,6 +358,7 @@ def _resume_point(run_dir: RunDirectory, config: TrainConfig, dsi: Any, optimize
     for optim, optim_state in zip(optimizers, state["optimizers"]):
         optim.load_state_dict(optim_state)
     restore_torch_random_states(state["random"])
+    choice.history = list(meta.get("validation", []))
     done = TrainProgress(int(meta["epochs"]), int(meta["updates"]), int(meta["frames"]))
     run_dir.truncate_metrics(done.updates)
     return done, float(meta["elapsed_s"])
@@ -391,13 +451,21 @@ def run_explain(config: ExplainConfig) -> dict[str, Any]:
 
 def validation_threshold(dsi: Any, store: Any, tolerance: int = 2) -> float:
     """The sweep's threshold with the best honest F1 at `tolerance` on the validation successes (0.5 without)."""
+    from trajlab.explain.metrics import best_threshold
+
+    curve = validation_sweep(dsi, store, tolerance)
+    return best_threshold(curve) if curve else 0.5
+
+
+def validation_sweep(dsi: Any, store: Any, tolerance: int = 2, device: str = "cpu") -> dict[float, float]:
+    """Honest F1 (%) at each threshold of the sweep on the validation successes ({} when there are none)."""
     from trajlab.explain.dsi import mask_scores
-    from trajlab.explain.metrics import best_threshold, sweep
+    from trajlab.explain.metrics import sweep
 
     rows = [int(row) for row in store.rows("val") if store.episode_critical(int(row)).size]
     if not rows:
-        return 0.5
-    return best_threshold(sweep(mask_scores(dsi, store, rows), [store.episode_critical(r) for r in rows], tolerance))
+        return {}
+    return sweep(mask_scores(dsi, store, rows, device=device), [store.episode_critical(r) for r in rows], tolerance)
 
 
 # --- the quickstart's step ----------------------------------------------------------------------------------------

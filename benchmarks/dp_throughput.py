@@ -1,9 +1,11 @@
 """DP-SGD fine-tuning throughput against the same fine-tuning without DP, per Opacus per-sample-gradient mode.
 
-Same model (the quick preset's denoiser unless --width/--depth), same member data, batch size and optimiser;
-steps per second of the training loop alone: each setting runs 1 and 6 epochs and the rate is the extra steps
-over the extra time, so Opacus's set-up (the noise-multiplier search of make_private_with_epsilon, hooks) is
-not counted. Settings alternate within each round, rounds repeat (the machine is shared and noisy); medians.
+Modes: hooks, functorch, ew (expanded weights) and ghost (ghost clipping: per-sample gradient norms without the
+per-sample gradients, then a second backward pass of the clipped loss). Same model (the quick preset's
+denoiser unless --width/--depth), same member data, batch size and optimiser; steps per second of the training
+loop alone: each setting runs 1 and 6 epochs and the rate is the extra steps over the extra time, so Opacus's
+set-up (the noise-multiplier search of make_private_with_epsilon, hooks) is not counted. Settings alternate
+within each round, rounds repeat (the machine is shared and noisy); medians.
 
     python benchmarks/dp_throughput.py --data hopper-expert.hdf5 --rounds 3 \\
         --out benchmarks/results/dp_throughput_quick.json
@@ -17,7 +19,7 @@ import statistics
 import time
 from pathlib import Path
 
-SETTINGS = ("no-dp", "hooks", "functorch", "ew")
+SETTINGS = ("no-dp", "hooks", "functorch", "ew", "ghost")
 
 
 def timed(setting: str, data, config, epochs: int, batch_size: int) -> tuple[int, float]:

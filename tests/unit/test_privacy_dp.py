@@ -18,6 +18,7 @@ from trajlab.privacy.training import (
     check_dp_request,
     finetune_dp,
     load_model,
+    make_private,
     new_model,
     plain_state_dict,
     pretrain,
@@ -61,6 +62,81 @@ def test_dp_finetune_runs_moves_the_weights_and_stays_within_the_budget(finetune
     assert any(not torch.equal(before[name], after[name]) for name in before if not name.endswith("weights"))
 
 
+def _one_private_step(bundle, batch: torch.Tensor, mode: str, max_grad_norm: float):
+    """One DP-SGD step of SGD (lr 1) with zero noise: the parameter change is minus the clipped mean gradient."""
+    import copy
+
+    from opacus import PrivacyEngine
+
+    from trajlab.core.seeding import torch_generator
+
+    module = copy.deepcopy(bundle.model)
+    before = [p.detach().clone() for p in module.parameters()]
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(batch), batch_size=4)
+    model, optimizer, _, backward = make_private(
+        PrivacyEngine(), module, torch.optim.SGD(module.parameters(), lr=1.0), loader,
+        DPConfig(grad_sample_mode=mode, max_grad_norm=max_grad_norm), 0, noise_multiplier=0.0)
+    optimizer.zero_grad()
+    backward(model, batch, bundle, torch_generator(5))
+    optimizer.step()
+    return [b - p.detach() for b, p in zip(before, module.parameters())], model
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_ghost_clipping_clips_exactly_as_the_hooks_mode(public):
+    bundle = new_model([public], TINY, seed=0)
+    batch = torch.randn(12, bundle.dim, generator=torch.Generator().manual_seed(0))
+    _, probe = _one_private_step(bundle, batch, "ghost", 1e6)
+    norms = probe.per_sample_gradient_norms
+    bound = float(norms.median())  # half the samples clipped, half not: both branches of the clip
+    assert (norms > bound * 1.01).sum() >= 3 and (norms < bound * 0.99).sum() >= 3
+    hooks, _ = _one_private_step(bundle, batch, "hooks", bound)
+    ghost, _ = _one_private_step(bundle, batch, "ghost", bound)
+    unclipped, _ = _one_private_step(bundle, batch, "hooks", 1e6)
+    assert all(torch.allclose(h, g, rtol=1e-4, atol=1e-8) for h, g in zip(hooks, ghost))
+    assert not all(torch.allclose(h, u, rtol=1e-2) for h, u in zip(hooks, unclipped))
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_an_empty_poisson_batch_in_ghost_mode_is_a_noise_only_step(public):
+    from opacus import PrivacyEngine
+
+    from trajlab.core.seeding import torch_generator
+
+    bundle = new_model([public], TINY, seed=0)
+    before = [p.detach().clone() for p in bundle.model.parameters()]
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.zeros(8, bundle.dim)), batch_size=4)
+    model, optimizer, _, backward = make_private(
+        PrivacyEngine(), bundle.model, torch.optim.SGD(bundle.model.parameters(), lr=1.0), loader,
+        DPConfig(grad_sample_mode="ghost"), 0, noise_multiplier=1.0)
+    optimizer.zero_grad()
+    assert backward(model, torch.zeros(0, bundle.dim), bundle, torch_generator(0)).shape == (0,)
+    optimizer.step()
+    after = list(bundle.model.parameters())
+    assert all(torch.isfinite(p).all() for p in after) and all(not torch.equal(b, p) for b, p in zip(before, after))
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_a_ghost_run_spends_the_budget_of_a_hooks_run_and_lands_on_its_weights(public, private, monkeypatch):
+    from dataclasses import replace
+
+    from trajlab.privacy import training
+
+    # a few integer Renyi orders for both runs: the fractional ones make the noise search seconds long
+    monkeypatch.setattr(training, "RDP_ORDERS", (2, 4, 8, 16, 32, 64, 128))
+    members = private.subset_transitions(split_members(private, 0.8, seed=0).members)
+    runs = {}
+    for mode in ("hooks", "ghost"):
+        bundle = new_model([public], TINY, seed=0)
+        report, losses = finetune_dp(bundle, members, replace(DP, grad_sample_mode=mode), OptimConfig(), seed=0)
+        runs[mode] = report, losses, bundle.model.state_dict()
+    (hooks, hooks_losses, hooks_state), (ghost, ghost_losses, ghost_state) = runs["hooks"], runs["ghost"]
+    assert ghost.to_dict() == hooks.to_dict() and ghost.steps == 5 and ghost.noise_multiplier > 0
+    # same Poisson batches, noise draws and noise: only the route to the per-sample norms differs
+    assert np.allclose(ghost_losses, hooks_losses, rtol=1e-4)
+    assert all(torch.allclose(ghost_state[name], hooks_state[name], rtol=1e-3, atol=1e-5) for name in hooks_state)
+
+
 def test_member_split_is_disjoint_covers_the_data_and_is_seeded(private):
     split = split_members(private, 0.8, seed=3)
     assert len(split.members) == 160 and len(split.non_members) == 40
@@ -100,6 +176,7 @@ def test_plain_state_dict_strips_the_opacus_wrapper_prefix():
     ({"delta": 1 / 500}, 500, "delta"),
     ({"delta": 0.0}, 500, "delta"),
     ({"batch_size": 128}, 100, "smaller than the batch"),
+    ({"grad_sample_mode": "ghosts"}, 500, "unknown grad_sample_mode 'ghosts'; known: hooks, functorch, ew, ghost"),
 ])
 def test_bad_dp_requests_are_one_line_user_errors(change, members, message):
     from dataclasses import replace
@@ -108,6 +185,7 @@ def test_bad_dp_requests_are_one_line_user_errors(change, members, message):
         check_dp_request(replace(DPConfig(delta=1e-4), **change), members)
     assert "\n" not in str(caught.value)
     check_dp_request(DPConfig(delta=1e-4, batch_size=100), 500)
+    check_dp_request(DPConfig(delta=1e-4, batch_size=100, grad_sample_mode="ghost"), 500)
 
 
 def test_private_data_of_another_space_is_rejected_before_training(public):
@@ -178,7 +256,8 @@ def test_loss_attack_finds_the_members_of_an_overfit_model():
     bundle = new_model([members], DiffusionConfig(width=128, depth=2, projection=32), seed=0)
     pretrain(bundle, [members], steps=250, batch_size=16, seed=0,
              optim=OptimConfig(learning_rate=3e-3, ema_decay=0.9, ema_every=1))
-    result = membership_attack(bundle, members, non_members, AttackConfig(sigma=0.5, repeats=16))
+    config = AttackConfig(score="loss", sigmas=(0.5,), repeats=64, use_ema=True)
+    result = membership_attack(bundle, members, non_members, config)
     assert result["auc"] >= 0.9 and result["tpr_at_0.1_fpr"] >= 0.5
 
 

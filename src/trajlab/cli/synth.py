@@ -9,6 +9,7 @@ import typer
 
 from trajlab.cli import options
 from trajlab.cli.options import JSON, NO_RESUME_HINT, ConfigDocs, emit, nested_overrides, on_interrupt
+from trajlab.core.errors import TrajlabError
 
 app = typer.Typer(help="Differentially private synthetic transitions (PrivTranR): a diffusion model pre-trained "
                        "on public data and fine-tuned with DP-SGD on private data.", no_args_is_help=True)
@@ -29,6 +30,16 @@ SET_OPTION = typer.Option([], "--set", help="Override a preset value: KEY=VALUE 
 
 def _paths(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _floats(text: str | None) -> list[float] | None:
+    """"0.05,0.5" as [0.05, 0.5] (None stays None: the preset's value)."""
+    if text is None:
+        return None
+    try:
+        return [float(part) for part in _paths(text)]
+    except ValueError:
+        raise TrajlabError(f"--sigma: expected comma-separated numbers, got {text!r}") from None
 
 
 @app.command("pretrain")
@@ -160,8 +171,11 @@ def attack(
     private: Path = typer.Option(..., "--private", help=ATTACK["private"]),
     out: Path = options.out(ATTACK),
     synthetic: Path | None = typer.Option(None, "--synthetic", help=ATTACK["synthetic"]),
-    sigma: float | None = typer.Option(None, "--sigma", help=ATTACKER["sigma"]),
+    score: str | None = typer.Option(None, "--score", help=ATTACKER["score"]),
+    sigmas: str | None = typer.Option(None, "--sigma", "--sigmas", help=ATTACKER["sigmas"] + " Comma-separated."),
     repeats: int | None = typer.Option(None, "--repeats", help=ATTACKER["repeats"]),
+    use_ema: bool | None = typer.Option(None, "--ema/--raw", help=ATTACKER["use_ema"]),
+    reference: Path | None = typer.Option(None, "--reference", help=ATTACK["reference"]),
     preset: str = options.preset(ATTACK),
     seed: int = options.seed(ATTACK),
     threads: int | None = options.threads(ATTACK),
@@ -170,12 +184,16 @@ def attack(
 ) -> None:
     """Loss-based membership inference on a fine-tuned model: TPR at 10/1/0.1% FPR and AUC.
 
-    Members are the run's fine-tuning transitions, non-members the 20% it held out (RUN/members.npz). With
-    --synthetic, also how close released samples come to members compared with non-members.
+    Members are the run's fine-tuning transitions, non-members the ones it held out (RUN/members.npz). The
+    default score calibrates each row's loss by the public pre-trained model the run started from (the
+    target's loss minus the reference's); --score loss is the uncalibrated attack. With --synthetic, also how
+    close released samples come to members compared with non-members.
 
     Examples:
 
       trajlab synth attack runs/synth-dp --private private.h5 --out runs/synth-attack
+
+      trajlab synth attack runs/synth-dp --private private.h5 --score loss --sigma 0.5 --repeats 64 --out runs/a
 
       trajlab synth attack runs/synth-dp --private private.h5 --synthetic synthetic.h5 --out runs/synth-attack
     """
@@ -183,7 +201,10 @@ def attack(
 
     config = load_synth_config(AttackRunConfig, "attack", preset, model=str(model), private=str(private),
                                out=str(out), synthetic=None if synthetic is None else str(synthetic), seed=seed,
-                               threads=threads, overwrite=overwrite, attack={"sigma": sigma, "repeats": repeats})
+                               threads=threads, overwrite=overwrite,
+                               reference=None if reference is None else str(reference),
+                               attack={"score": score, "sigmas": _floats(sigmas), "repeats": repeats,
+                                       "use_ema": use_ema})
     emit(run_attack(config), as_json, headline=("attack.*", "distance_to_closest_record.*"))
 
 

@@ -296,7 +296,11 @@ class AttackRunConfig:
     preset: str = "quick"
     """Preset: configs/synth/<preset>.yaml."""
     attack: AttackConfig = AttackConfig()
-    """The attack's noise level and repeats."""
+    """The attack's score, noise levels and repeats."""
+    reference: str | None = None
+    """The reference model of the calibrated score (run directory or checkpoint): a model that never saw the
+    private data, in the target's standardisation. Default: the pre-trained run the model was fine-tuned from
+    (its checkpoint records the path)."""
     seed: int = 0
     """Seed of the attack's noise."""
     threads: int | None = None
@@ -306,11 +310,13 @@ class AttackRunConfig:
 
 
 def run_attack(config: AttackRunConfig) -> dict[str, Any]:
-    from trajlab.privacy.membership import distance_to_closest_record, membership_attack
+    from trajlab.privacy.membership import check_attack_config, distance_to_closest_record, membership_attack
     from trajlab.privacy.training import check_same_space, load_model
 
     set_threads(config.threads)
+    check_attack_config(config.attack)
     bundle = load_model(_model_checkpoint(config.model))
+    reference, reference_path = _attack_reference(config, bundle)
     members, non_members = read_members(config.model)
     private = TransitionDataset.load(config.private)
     check_same_space(bundle, private)
@@ -323,15 +329,35 @@ def run_attack(config: AttackRunConfig) -> dict[str, Any]:
         check_same_space(bundle, synthetic, "synthetic")
     run_dir = RunDirectory.create(config.out, config, command="synth attack", overwrite=config.overwrite)
     member_data, non_member_data = private.subset_transitions(members), private.subset_transitions(non_members)
-    scores = membership_attack(bundle, member_data, non_member_data, config.attack, config.seed)
+    scores = membership_attack(bundle, member_data, non_member_data, config.attack, config.seed, reference)
     closest = None if synthetic is None else \
         distance_to_closest_record(bundle, synthetic, member_data, non_member_data, seed=config.seed)
     privacy = bundle.info.get("privacy") or {}
-    result = {"run_dir": str(run_dir.path), "model": config.model, "attack": scores,
+    result = {"run_dir": str(run_dir.path), "model": config.model, "reference": reference_path, "attack": scores,
               "distance_to_closest_record": closest, "epsilon": privacy.get("epsilon_rdp"),
               "delta": privacy.get("delta")}
     run_dir.write_result(result)
     return result
+
+
+def _attack_reference(config: AttackRunConfig, bundle: Any) -> tuple[Any, str | None]:
+    """The calibrated score's reference model and where it came from (None for the plain loss score)."""
+    from trajlab.privacy.membership import check_reference
+    from trajlab.privacy.training import load_model
+
+    if config.attack.score != "calibrated":
+        return None, None
+    source = config.reference or bundle.info.get("pretrained")
+    if not source:
+        raise TrajlabError(f"{config.model}: the checkpoint names no pre-trained model; pass the calibrated "
+                           "attack's reference model (--reference) or use --score loss")
+    try:
+        checkpoint = _model_checkpoint(str(source))
+    except TrajlabError as error:
+        raise TrajlabError(f"reference model of the calibrated attack: {error}; pass --reference") from None
+    reference = load_model(checkpoint)
+    check_reference(bundle, reference)
+    return reference, str(source)
 
 
 # --- baseline (MST / AIM) --------------------------------------------------------------------------------------

@@ -191,18 +191,53 @@ def sample_sigmas(batch: int, config: DiffusionConfig, generator: torch.Generato
     return (config.p_mean + config.p_std * normal).exp()
 
 
+class WeightedMSE(nn.Module):
+    """The EDM loss as a criterion: weight * mean_d (prediction - target)^2 per row, reduced by `reduction`.
+
+    A module with a `reduction` attribute because Opacus's ghost clipping (DPLossFastGradientClipping) calls
+    the criterion itself, switching `reduction` to "none" to get the per-sample losses it clips; the per-sample
+    weight lambda(sigma) is an input so that each row keeps the weight of its own noise level."""
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, prediction: Tensor, target: Tensor, weight: Tensor) -> Tensor:
+        loss = weight * (prediction - target).pow(2).mean(dim=1)
+        if self.reduction == "none":
+            return loss
+        if self.reduction == "mean":
+            return loss.mean()
+        if self.reduction == "sum":
+            return loss.sum()
+        raise ValueError(f"unknown reduction {self.reduction!r}")
+
+
+def loss_terms(model: nn.Module, x: Tensor, sigma: Tensor, noise: Tensor,
+               sigma_data: float) -> tuple[Tensor, Tensor, Tensor]:
+    """(D(x + sigma n; sigma), x, lambda(sigma)): what `WeightedMSE` takes to give the EDM loss."""
+    denoised = denoise(model, x + sigma[:, None] * noise, sigma, sigma_data)
+    return denoised, x, loss_weight(sigma, sigma_data)
+
+
 def per_sample_loss(model: nn.Module, x: Tensor, sigma: Tensor, noise: Tensor, sigma_data: float) -> Tensor:
     """lambda(sigma) * mean_d (D(x + sigma n; sigma) - x)^2, shape [B] (what DP-SGD clips per sample)."""
-    denoised = denoise(model, x + sigma[:, None] * noise, sigma, sigma_data)
-    return loss_weight(sigma, sigma_data) * (denoised - x).pow(2).mean(dim=1)
+    return WeightedMSE("none")(*loss_terms(model, x, sigma, noise, sigma_data))
+
+
+def edm_terms(model: nn.Module, x: Tensor, config: DiffusionConfig,
+              generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """`loss_terms` at freshly drawn noise levels and noise (drawn in `edm_loss`'s order: the same generator
+    state gives the same draws either way)."""
+    sigma = sample_sigmas(len(x), config, generator, x.device)
+    noise = torch.randn(x.shape, generator=generator, device=x.device)
+    return loss_terms(model, x, sigma, noise, config.sigma_data)
 
 
 def edm_loss(model: nn.Module, x: Tensor, config: DiffusionConfig,
              generator: torch.Generator | None = None) -> Tensor:
     """Per-sample EDM training loss [B] at freshly drawn noise levels and noise."""
-    sigma = sample_sigmas(len(x), config, generator, x.device)
-    noise = torch.randn(x.shape, generator=generator, device=x.device)
-    return per_sample_loss(model, x, sigma, noise, config.sigma_data)
+    return WeightedMSE("none")(*edm_terms(model, x, config, generator))
 
 
 def sampler_sigmas(config: DiffusionConfig, device: torch.device | str = "cpu") -> Tensor:

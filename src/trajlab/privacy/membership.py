@@ -1,18 +1,36 @@
-"""Loss-based membership inference on a transition diffusion model (the attack PrivTranR reports).
+"""Membership inference on a transition diffusion model: the loss attack PrivTranR reports, and the same loss
+calibrated by a reference model that never saw the private data.
 
-A transition the model was trained on tends to be denoised better: its EDM loss at a fixed noise level,
-averaged over many noise draws to tame the variance, is lower. The attack scores each candidate by minus that
-loss and is judged by its ROC over members (fine-tuning data) and non-members (the held-out private rows):
-the TPR at 10%, 1% and 0.1% FPR and the AUC, from scikit-learn's ROC.
+A transition the model was trained on tends to be denoised better: its EDM loss, averaged over many noise draws
+to tame the variance, is lower. Two scores (`AttackConfig.score`):
+
+- `loss`: minus the target's loss (the attack of PrivTranR and of Carlini et al. 2023's loss threshold). Its
+  weakness: an easy transition has a low loss whether or not it was trained on, so the score ranks how typical
+  a row is as much as whether it is a member.
+- `calibrated` (the default, chosen by measurement: docs/benchmarks.md, "The membership attack's reference"):
+  minus (target loss - reference loss), the reference being the public pre-trained model the target was
+  fine-tuned from. The reference knows how hard each row is for a model of this kind without having seen it,
+  so the difference isolates what fine-tuning on the row changed: the per-example calibration of Watson et al.
+  2022 and of offline LiRA (Carlini et al. 2022), with one reference model instead of many shadow models.
+  Both models see the same noise draws on a row (one generator, one draw per row, level and repeat), so the
+  noise's own variance cancels in the difference instead of adding to it.
+
+Either score is the loss averaged over several noise levels `sigmas` and `repeats` draws per level: which
+level separates members best depends on the model (small levels probe near-copies, larger ones the shape the
+model learned), and the EDM weighting puts every level's loss on one scale, so a plain mean is fair. The attack
+is judged by its ROC over members (fine-tuning data) and non-members (the held-out private rows): the TPR at
+10%, 1% and 0.1% FPR and the AUC, from scikit-learn's ROC.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from trajlab.core.errors import TrajlabError
 from trajlab.core.seeding import torch_generator
@@ -21,36 +39,91 @@ from trajlab.privacy.diffusion import per_sample_loss, transition_matrix
 from trajlab.privacy.training import TransitionModel
 
 FPR_LEVELS = (0.1, 0.01, 0.001)
+SCORES = ("calibrated", "loss")
 
 
 @dataclass(frozen=True)
 class AttackConfig:
-    """The loss-based attack's settings."""
+    """The membership attack's settings."""
 
-    sigma: float = 0.5
-    """The fixed noise level at which each candidate's loss is measured."""
-    repeats: int = 64
-    """Noise draws averaged per candidate."""
-    use_ema: bool = True
-    """Attack the EMA weights (what `sample` releases) rather than the raw fine-tuned weights."""
+    score: str = "calibrated"
+    """calibrated: minus (target loss - reference loss), the reference being the public pre-trained model (needs
+    one); loss: minus the target's loss alone (PrivTranR's attack)."""
+    sigmas: tuple[float, ...] = (0.02, 0.05)
+    """The fixed noise levels at which each candidate's loss is measured (the score averages them). Small
+    levels: on an overfit model the members stand out at sigma 0.02-0.05 and hardly at all from 0.5 up."""
+    repeats: int = 16
+    """Noise draws per candidate and level."""
+    use_ema: bool = False
+    """Attack the EMA weights (what `sample` uses) rather than the raw fine-tuned weights. Off by default:
+    the raw weights are what DP-SGD's guarantee is stated for, and the EMA, an average over the last steps,
+    hides part of what they memorised (docs/benchmarks.md)."""
+
+
+def check_attack_config(config: AttackConfig) -> None:
+    """Reject an attack that cannot run, before anything is loaded or written."""
+    if config.score not in SCORES:
+        raise TrajlabError(f"unknown attack score {config.score!r}; known: {', '.join(SCORES)}")
+    if not config.sigmas or any(not sigma > 0 for sigma in config.sigmas) or config.repeats < 1:
+        raise TrajlabError("attack sigmas must be one or more positive noise levels and repeats at least 1")
+
+
+def _weights(bundle: TransitionModel, config: AttackConfig) -> nn.Module:
+    return (bundle.ema if config.use_ema else bundle.model).eval()
+
+
+def check_reference(target: TransitionModel, reference: TransitionModel) -> None:
+    """The reference must measure loss in the target's space: same dimensions and standardisation (true of the
+    pre-trained model a run was fine-tuned from)."""
+    same = target.dim == reference.dim and np.array_equal(target.standardiser.mean, reference.standardiser.mean) \
+        and np.array_equal(target.standardiser.std, reference.standardiser.std)
+    if not same or target.config.sigma_data != reference.config.sigma_data:
+        raise TrajlabError("the reference model does not share the target's standardisation (use the public "
+                           "pre-trained model the target was fine-tuned from)")
 
 
 @torch.no_grad()
-def loss_scores(bundle: TransitionModel, dataset: TransitionDataset, config: AttackConfig, seed: int,
-                chunk: int = 4096) -> np.ndarray:
-    """Membership score of each row: minus its EDM loss at sigma, averaged over `repeats` noise draws."""
-    if config.sigma <= 0 or config.repeats < 1:
-        raise TrajlabError("attack sigma must be positive and repeats at least 1")
-    model = (bundle.ema if config.use_ema else bundle.model).eval()
+def mean_losses(models: Sequence[nn.Module], rows: torch.Tensor, sigmas: Sequence[float], repeats: int,
+                sigma_data: float, seed: int, chunk: int = 4096) -> np.ndarray:
+    """Each model's EDM loss per row ([models, rows]), averaged over `repeats` draws at every level of `sigmas`;
+    every model sees the same noise on a row, and the draws depend on the seed and the row's position only."""
+    generator = torch_generator(seed)
+    total = torch.zeros(len(models), len(rows), dtype=torch.float64)
+    for level in sigmas:
+        for _ in range(repeats):
+            for start in range(0, len(rows), chunk):
+                x = rows[start:start + chunk]
+                noise, sigma = torch.randn(x.shape, generator=generator), torch.full((len(x),), float(level))
+                for index, model in enumerate(models):
+                    total[index, start:start + len(x)] += per_sample_loss(model, x, sigma, noise, sigma_data).double()
+    return (total / (len(sigmas) * repeats)).numpy()
+
+
+def score_table(bundle: TransitionModel, dataset: TransitionDataset, config: AttackConfig, seed: int,
+                reference: TransitionModel | None = None, chunk: int = 4096) -> dict[str, np.ndarray]:
+    """Every score one pass over the rows gives: `loss`, and `calibrated` when a reference is given (the
+    target's loss is the same in both, so a comparison of the two costs one pass, not two)."""
+    check_attack_config(config)
+    models = [_weights(bundle, config)]
+    if reference is not None:
+        check_reference(bundle, reference)
+        models.append(_weights(reference, config))
     rows = torch.from_numpy(bundle.standardiser.forward(transition_matrix(dataset)))
-    generator, total = torch_generator(seed), torch.zeros(len(rows), dtype=torch.float64)
-    for _ in range(config.repeats):
-        for start in range(0, len(rows), chunk):
-            x = rows[start:start + chunk]
-            noise = torch.randn(x.shape, generator=generator)
-            sigma = torch.full((len(x),), config.sigma)
-            total[start:start + len(x)] += per_sample_loss(model, x, sigma, noise, bundle.config.sigma_data).double()
-    return -(total / config.repeats).numpy()
+    losses = mean_losses(models, rows, config.sigmas, config.repeats, bundle.config.sigma_data, seed, chunk)
+    table = {"loss": -losses[0]}
+    if reference is not None:
+        table["calibrated"] = -(losses[0] - losses[1])
+    return table
+
+
+def loss_scores(bundle: TransitionModel, dataset: TransitionDataset, config: AttackConfig, seed: int,
+                reference: TransitionModel | None = None, chunk: int = 4096) -> np.ndarray:
+    """Membership score of each row (higher: more likely a member), as `config.score` defines it."""
+    check_attack_config(config)
+    if config.score == "calibrated" and reference is None:
+        raise TrajlabError("the calibrated attack needs a reference model (the public pre-trained model)")
+    return score_table(bundle, dataset, config, seed, reference if config.score == "calibrated" else None,
+                       chunk)[config.score]
 
 
 def attack_metrics(member_scores: np.ndarray, non_member_scores: np.ndarray) -> dict[str, Any]:
@@ -72,12 +145,17 @@ def attack_metrics(member_scores: np.ndarray, non_member_scores: np.ndarray) -> 
 
 
 def membership_attack(bundle: TransitionModel, members: TransitionDataset, non_members: TransitionDataset,
-                      config: AttackConfig, seed: int = 0) -> dict[str, Any]:
-    """Run the attack on both groups; returns `attack_metrics` plus the attack's settings."""
-    member_scores = loss_scores(bundle, members, config, seed)
-    non_member_scores = loss_scores(bundle, non_members, config, seed + 1)
-    return {**attack_metrics(member_scores, non_member_scores), "sigma": config.sigma,
-            "repeats": config.repeats, "use_ema": config.use_ema}
+                      config: AttackConfig, seed: int = 0,
+                      reference: TransitionModel | None = None) -> dict[str, Any]:
+    """Run the attack on both groups; returns `attack_metrics` plus the attack's settings. Both groups' noise
+    comes from the same seed, so neither is scored on luckier draws than the other."""
+    check_attack_config(config)
+    if len(members) == 0 or len(non_members) == 0:
+        raise TrajlabError("membership inference needs at least one member and one non-member")
+    member_scores = loss_scores(bundle, members, config, seed, reference)
+    non_member_scores = loss_scores(bundle, non_members, config, seed, reference)
+    return {**attack_metrics(member_scores, non_member_scores), "score": config.score,
+            "sigmas": list(config.sigmas), "repeats": config.repeats, "use_ema": config.use_ema}
 
 
 def distance_to_closest_record(bundle: TransitionModel, synthetic: TransitionDataset, members: TransitionDataset,

@@ -99,10 +99,16 @@ def test_attack_refuses_a_gridworld_model(trained, tmp_path, capsys):
     assert not (tmp_path / "a").exists()
 
 
-def test_a_number_given_as_text_is_exit_2(trained, tmp_path, capsys):
-    assert cli("critical", "train", trained / "data", "--out", tmp_path / "t", "--set", "dsi.learning_rate=3e-3") == 2
-    assert "dsi.learning_rate must be a number" in capsys.readouterr().err
-    assert not (tmp_path / "t").exists()
+def test_a_number_given_as_text_is_read_or_refused(trained, tmp_path, capsys):
+    base = ["critical", "train", trained / "data", "--epochs", 1, *TINY]
+    assert cli(*base, "--out", tmp_path / "t", "--set", "dsi.learning_rate=fast") == 2
+    assert "dsi.learning_rate must be a number, got 'fast'" in capsys.readouterr().err
+    assert cli(*base, "--out", tmp_path / "u", "--set", "dsi.batch_size=eight") == 2
+    assert "dsi.batch_size must be a number, got 'eight'" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists() and not (tmp_path / "u").exists()
+    # YAML reads 3e-3 (no dot) as text: a number field takes it as the number it spells
+    assert cli(*base, "--out", tmp_path / "v", "--set", "dsi.learning_rate=3e-3") == 0
+    assert "learning_rate: 0.003" in (tmp_path / "v" / "config.yaml").read_text()
 
 
 def test_resume_after_an_interrupt_repeats_the_uninterrupted_run(trained, tmp_path, monkeypatch, capsys):

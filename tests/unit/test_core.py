@@ -117,6 +117,20 @@ def test_config_docs_and_strict_round_trip():
         from_dict(_Config, {"learning_rate": 1})
 
 
+@dataclass(frozen=True)
+class _Rates:
+    lr: float = 1e-3
+    decay: float | None = None
+
+
+def test_number_fields_read_yaml_text_numbers_and_refuse_words():
+    # YAML 1.1 reads 3e-3 (no dot) as the string "3e-3"
+    assert from_dict(_Rates, {"lr": "3e-3", "decay": "1e-4"}) == _Rates(lr=3e-3, decay=1e-4)
+    assert from_dict(_Rates, {"decay": None}).decay is None
+    with pytest.raises(TrajlabError, match=r"config.lr must be a number, got 'fast'"):
+        from_dict(_Rates, {"lr": "fast"})
+
+
 def test_run_directory_lifecycle(tmp_path):
     path = tmp_path / "run"
     run = RunDirectory.create(path, _Config(), command="test")

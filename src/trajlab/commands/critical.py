@@ -302,9 +302,8 @@ def _check_train_config(config: TrainConfig, store: Any) -> None:
         raise TrajlabError(f"{config.data}: the training split needs episodes of at least two outcomes")
     numbers = [item.name for item in fields(DSIConfig) if type(item.default) in (int, float)]
     bad = [name for name in numbers if type(getattr(config.dsi, name)) not in (int, float)]
-    if bad:  # YAML reads 3e-3 (no dot) as a string
-        value = getattr(config.dsi, bad[0])
-        raise TrajlabError(f"dsi.{bad[0]} must be a number (write 3.0e-3, not 3e-3), got {value!r}")
+    if bad:  # e.g. --set dsi.batch_size=eight (float fields already refuse text when the config is read)
+        raise TrajlabError(f"dsi.{bad[0]} must be a number, got {getattr(config.dsi, bad[0])!r}")
     if config.dsi.batch_size < 1 or config.dsi.epochs < 1:
         raise TrajlabError("batch_size and epochs must be at least 1")
     if config.dsi.reverse_target not in REVERSE_TARGETS:

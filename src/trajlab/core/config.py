@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import inspect
 import textwrap
+import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -85,7 +86,22 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         return tuple(value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if isinstance(value, str) and float in _number_hints(hint):
+        return _float_from_text(value, where)
     return value
+
+
+def _number_hints(hint: Any) -> tuple[Any, ...]:
+    """The types a field accepts: `float | None` gives (float, NoneType)."""
+    return typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+
+
+def _float_from_text(value: str, where: str) -> float:
+    # YAML 1.1 reads 3e-3 (no dot) as a string; a number field takes it as the number it spells
+    try:
+        return float(value)
+    except ValueError:
+        raise TrajlabError(f"{where} must be a number, got {value!r}") from None
 
 
 def replace(config: C, **changes: Any) -> C:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -175,3 +176,26 @@ def test_the_bench_preset_loads_and_snapshots_divide_its_steps():
     quick, paper = (load_preset(GenerateConfig, "data", name) for name in ("quick", "paper"))
     assert quick.sac_steps < bench.sac_steps < paper.sac_steps and bench.sac_preset == "paper"
     assert bench.sac_steps % bench.snapshot_every == 0
+
+
+def test_a_work_folder_of_only_the_used_snapshots_rebuilds_medium_and_refuses_medium_replay(generated, tmp_path,
+                                                                                            capsys):
+    # what benchmarks/results/bench_data/ keeps of a bench run: settings, behaviour and the medium and expert
+    # snapshots, without the training run or the replay buffer
+    (work,) = generated.glob("Pendulum-v1-quick-seed0-*.work")
+    medium = TransitionDataset.load(generated / "medium.hdf5")
+    kept = tmp_path / "kept"
+    (kept / "snapshots").mkdir(parents=True)
+    for name in ("settings.json", "behaviour.json"):
+        shutil.copy(work / name, kept / name)
+    behaviour = json.loads((work / "behaviour.json").read_text())
+    for step in (medium.metadata["behaviour_steps"][0], behaviour["expert_step"]):
+        shutil.copy(work / "snapshots" / f"step_{step:09d}.safetensors", kept / "snapshots")
+    args = ["--env", "Pendulum-v1", *TINY, "--work-dir", kept]
+    cli(capsys, "data", "generate", "--quality", "medium", "--out", tmp_path / "m.hdf5", *args, "--json")
+    assert_same_rows(TransitionDataset.load(tmp_path / "m.hdf5"), medium)
+    with pytest.raises(SystemExit) as exit_:
+        main([str(a) for a in ["data", "generate", "--quality", "medium-replay", "--out", tmp_path / "mr.hdf5",
+                               *args]])
+    assert exit_.value.code == 2 and not (tmp_path / "mr.hdf5").exists()
+    assert "has no replay.hdf5" in capsys.readouterr().err

@@ -313,6 +313,9 @@ def collect_quality(config: GenerateConfig, behaviour: dict[str, Any], work: Pat
         chosen = medium if config.quality == "medium" else expert
         dataset, sources, behaviour_return = _collected(config, work, chosen), [chosen], chosen["eval_return"]
     elif config.quality == "medium-replay":
+        if not (work / behaviour["replay"]).is_file():  # a folder rebuilt from committed snapshots has none
+            raise TrajlabError(f"{work}: has no {behaviour['replay']} (the SAC replay buffer medium-replay is cut "
+                               "from); use a work folder whose SAC training ran to the end")
         replay = TransitionDataset.load(work / behaviour["replay"])
         dataset = replay.subset_transitions(np.arange(medium["step"]))
         sources, behaviour_return = [medium], _finished_episode_mean_return(dataset)

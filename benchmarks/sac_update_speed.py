@@ -5,6 +5,11 @@ Variants run in interleaved rounds on the same replay data, so load from other j
   trajlab-foreach  the same with the multi-tensor (foreach) Adam instead of the fused kernel
   trajlab-compile  RuntimeOptions(compile=True): torch.compile of the loss computations
   sb3              Stable-Baselines3 SAC's `train` (same sizes; needs the bench extra)
+  masked           PIToD's masked SAC at its paper settings (K = 20 sub-networks of 128 x 128 with layer norm,
+                   policy every 20th update; configs/online/masked_sac/paper.yaml), on a buffer with group masks
+  masked-every     the same networks with the policy updated every update, as the plain variants do
+  unmasked         plain SAC with the masked preset's settings but one network each (128 x 128, layer norm in the
+                   critics, policy every 20th update): what the K = 20 ensembles add to the same schedule
 FLOPs per update come from torch.utils.flop_counter for both libraries; `--profile` adds the torch.profiler
 table of the trajlab update.
 
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +29,12 @@ import numpy as np
 import torch
 
 from trajlab.algos.base import RuntimeOptions, new_agent
+from trajlab.algos.online.masked_sac import MaskedSAC, MaskedSACConfig
 from trajlab.algos.online.sac import SAC, SACConfig
+from trajlab.core.config import from_dict, load_yaml
 from trajlab.core.io import write_json_atomic
 from trajlab.core.spec import SpaceSpec
+from trajlab.data.masks import GroupMasks
 from trajlab.data.replay import ReplayBuffer
 
 UPDATES_PER_ROUND = 20
@@ -44,13 +53,25 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def random_replay(spec: SpaceSpec, size: int = 5000) -> ReplayBuffer:
+def random_replay(spec: SpaceSpec, size: int = 5000, group_masks: GroupMasks | None = None) -> ReplayBuffer:
     rng = np.random.default_rng(0)
-    replay = ReplayBuffer(spec.observation_dim, spec.action_dim, size)
+    replay = ReplayBuffer(spec.observation_dim, spec.action_dim, size, group_masks=group_masks)
     for step in range(size):
         replay.add(rng.normal(size=spec.observation_dim), rng.uniform(-1, 1, spec.action_dim), float(rng.normal()),
                    rng.normal(size=spec.observation_dim), False, step % 1000 == 999)
     return replay
+
+
+def masked_variant(name: str, spec: SpaceSpec, args: argparse.Namespace) -> tuple[SAC, ReplayBuffer]:
+    """The masked SAC with the paper preset's agent settings (a replay whose rows carry group masks), or the
+    plain SAC on the same settings."""
+    settings = load_yaml(Path(__file__).parents[1] / "configs" / "online" / "masked_sac" / "paper.yaml")["agent"]
+    settings = settings | {"batch_size": args.batch_size, "actor_every": 1 if name == "masked-every" else 20}
+    if name == "unmasked":
+        plain = {key: value for key, value in settings.items() if key in {f.name for f in fields(SACConfig)}}
+        return new_agent(SAC, spec, from_dict(SACConfig, plain), seed=0), random_replay(spec)
+    agent = new_agent(MaskedSAC, spec, from_dict(MaskedSACConfig, settings), seed=0)
+    return agent, random_replay(spec, group_masks=agent.group_masks)
 
 
 def trajlab_variant(name: str, spec: SpaceSpec, args: argparse.Namespace) -> SAC:
@@ -81,9 +102,10 @@ def build(args: argparse.Namespace, spec: SpaceSpec) -> dict[str, Callable[[], N
             model = sb3_model(args)
             runs[name] = lambda model=model: model.train(gradient_steps=UPDATES_PER_ROUND, batch_size=args.batch_size)
         else:
-            agent = trajlab_variant(name, spec, args)
+            agent, replay_of = (masked_variant(name, spec, args) if name in ("masked", "masked-every", "unmasked")
+                                else (trajlab_variant(name, spec, args), replay))
 
-            def updates(agent: SAC = agent) -> None:
+            def updates(agent: SAC = agent, replay: ReplayBuffer = replay_of) -> None:
                 for _ in range(UPDATES_PER_ROUND):
                     agent.update(replay.sample(args.batch_size, rng))
 
@@ -96,7 +118,7 @@ def flops_per_update(runs: dict[str, Callable[[], None]]) -> dict[str, float]:
     from torch.utils.flop_counter import FlopCounterMode
 
     counted = {}
-    for name in ("trajlab", "sb3"):
+    for name in ("trajlab", "sb3", "masked", "masked-every", "unmasked"):
         if name in runs:
             counter = FlopCounterMode(display=False)
             with counter:

@@ -91,6 +91,11 @@ def test_pong_data_train_evaluate_attack(tmp_path, capsys):
     attacked = json.loads(capsys.readouterr().out)
     assert attacked["episodes"] == 2 and attacked["mean_steps_attacked"] == 4
     assert 0 <= attacked["win_rate_critical"] <= 1
+    # a victim replayed at another frame size than the model's data is refused before anything is written
+    assert cli("critical", "attack", tmp_path / "train", "--episodes", 2, "--out", tmp_path / "att2",
+               "--preset", "pong-quick") == 2  # data of the quick preset: 40x40 frames, pong-quick's are 20x20
+    assert "the attack's pong settings give (20, 20, 3)" in capsys.readouterr().err
+    assert not (tmp_path / "att2").exists()
 
 
 def test_attack_refuses_a_gridworld_model(trained, tmp_path, capsys):

@@ -410,7 +410,9 @@ def score_methods(dsi: Any, store: Any, *, saliency: bool, seed: int, device: st
     all_test = [int(row) for row in store.rows("test")]
     accuracy = float((predict(dsi, store, all_test, device=device).argmax(1) == store.labels[all_test]).mean())
     kept = fidelity(dsi, store, all_test, mask_scores(dsi, store, all_test, device=device), seed=seed, device=device)
-    return {"methods": methods, "predictor_test_accuracy": accuracy, "fidelity": kept,
+    # the accuracy of always answering the commonest outcome: what a predictor that has learned nothing scores
+    majority = float(np.bincount(store.labels[all_test]).max() / max(len(all_test), 1))
+    return {"methods": methods, "predictor_test_accuracy": accuracy, "test_majority_share": majority, "fidelity": kept,
             "scored_test_episodes": len(test_rows), "val_episodes": len(val_rows),
             "f1_at_2_paper": _f1_at_2(methods, "paper"), "f1_at_2_honest": _f1_at_2(methods, "honest")}
 
@@ -545,7 +547,7 @@ def run_attack(config: AttackRunConfig) -> dict[str, Any]:
     from trajlab.core.seeding import derive_seed
     from trajlab.explain.attack import attack_episode, summarise
     from trajlab.explain.dsi import load_model
-    from trajlab.explain.pong import ENV_ID, make_env
+    from trajlab.explain.pong import ENV_ID, frame_shape, make_env
 
     set_threads(config.threads)
     dsi = load_model(str(model_file(config.model)))
@@ -553,6 +555,9 @@ def run_attack(config: AttackRunConfig) -> dict[str, Any]:
         raise TrajlabError(f"{config.model}: the attack needs a model trained on Pong videos, not {dsi.env_id!r}")
     if config.attack.episodes < 2 or config.attack.steps < 1:
         raise TrajlabError("the attack needs at least 2 episodes and 1 step")
+    if frame_shape(config.pong) != tuple(dsi.frame_shape):
+        raise TrajlabError(f"{config.model}: the model's frames are {tuple(dsi.frame_shape)}, the attack's pong "
+                           f"settings give {frame_shape(config.pong)} (use the preset the data was collected with)")
     env = make_env(config.pong)
     run_dir = RunDirectory.create(config.out, config, command="critical attack", overwrite=config.overwrite)
     started, rows = time.perf_counter(), []

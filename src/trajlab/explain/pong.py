@@ -3,8 +3,8 @@ labelled lost (0), none (1) or won (2).
 
 The victim is a controller that moves its paddle towards the ball, read from the ALE RAM (ball y at byte 54, the
 agent's paddle y at byte 51), and takes a uniformly random action with probability `epsilon`, so that it wins
-and loses points. Frames: the playing field (rows 34..193) downsampled `stride` times, RGB uint8. Pong has no
-ground-truth critical frames.
+and loses points. Frames: the playing field (rows 34..193) max-pooled over `stride` x `stride` blocks, RGB
+uint8. Pong has no ground-truth critical frames.
 """
 
 from __future__ import annotations
@@ -72,8 +72,19 @@ def controller_action(ram: np.ndarray, rng: np.random.Generator, epsilon: float)
     return UP if ball < paddle + 8 else DOWN
 
 
+def frame_shape(config: PongConfig) -> tuple[int, int, int]:
+    """(height, width, 3) of the frames `config` gives (the 160x160 playing field pooled `stride` times)."""
+    return 160 // config.stride, 160 // config.stride, 3
+
+
 def _frame(observation: np.ndarray, stride: int) -> np.ndarray:
-    return np.ascontiguousarray(observation[34:194:stride, ::stride])
+    """The playing field, each `stride` x `stride` block reduced to its channel-wise maximum. Taking every
+    stride-th pixel instead loses the ball (2 pixels wide, at odd columns) in about 95% of frames at stride 4;
+    the maximum keeps it, white on the brown field, in every frame it is on the screen."""
+    field = observation[34:194]
+    rows, cols = field.shape[0] // stride, field.shape[1] // stride
+    blocks = field[:rows * stride, :cols * stride].reshape(rows, stride, cols, stride, field.shape[2])
+    return np.ascontiguousarray(blocks.max(axis=(1, 3)))
 
 
 def play_point(env: object, seed: int, config: PongConfig, rng: np.random.Generator,

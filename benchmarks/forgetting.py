@@ -27,10 +27,13 @@ import numpy as np
 import torch
 
 from trajlab.algos import start_from_checkpoint
+from trajlab.algos.base import save_agent
 from trajlab.audit import TrajAuditor, efficacy_evaluation
+from trajlab.audit.lira import STATISTICS, LiraConfig, auc, tpr_at_fpr, trajectory_statistics
 from trajlab.audit.trajauditor import with_shadow_steps
 from trajlab.commands.forget import load_forget_config, method_config, value_summary
 from trajlab.core.config import to_dict
+from trajlab.core.errors import TrajlabError
 from trajlab.core.seeding import derive_seed
 from trajlab.data import TransitionDataset
 from trajlab.eval import evaluate
@@ -57,6 +60,9 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--originals", default=None,
+                        help="folder of an earlier call's <algo>_original runs (same dataset, steps, agent preset "
+                             "and seed) to reuse instead of training the originals again")
     parser.add_argument("--out", default="bench-forgetting")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -69,9 +75,9 @@ def main() -> None:
 
 def benchmark_algorithm(algo: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     dataset = TransitionDataset.load(args.dataset)
-    trained = train(TrainConfig(algo=algo, dataset=args.dataset, steps=args.train_steps, preset=args.agent_preset,
-                                seed=args.seed, out=str(out / f"{algo}_original"), overwrite=True, progress=False,
-                                threads=args.threads))
+    trained = reused_original(algo, args) if args.originals else train(TrainConfig(
+        algo=algo, dataset=args.dataset, steps=args.train_steps, preset=args.agent_preset, seed=args.seed,
+        out=str(out / f"{algo}_original"), overwrite=True, progress=False, threads=args.threads))
     original = start_from_checkpoint(trained["checkpoint"])
     settings = load_forget_config(args.preset, agent=trained["checkpoint"], dataset=args.dataset, out="unused",
                                   seed=args.seed)
@@ -106,6 +112,7 @@ def benchmark_algorithm(algo: str, args: argparse.Namespace, out: Path) -> dict[
         unlearned = METHODS.get(method).function(original, dataset, forget, method_config(settings, method))
         seconds = time.perf_counter() - started
         unlearned_agents[method] = unlearned
+        save_agent(out / f"{algo}_{method}.safetensors", unlearned, {"method": method, "algo": algo})
         row["methods"][method] = {
             "wall_time_s": seconds, "updates": _updates(method, settings, trained["steps"]),
             "return": env_return(unlearned),
@@ -130,7 +137,42 @@ def benchmark_algorithm(algo: str, args: argparse.Namespace, out: Path) -> dict[
         for method, agent in unlearned_agents.items():
             row["methods"][method]["forgotten_rate_original_critic"] = \
                 by_original.audit(agent, dataset, forget).forgotten_rate
+        row["two_model_separation"] = two_model_separation(original, unlearned_agents["retrain"], dataset, forget,
+                                                           members, args.seed)
     return row
+
+
+def two_model_separation(original: Any, retrained: Any, dataset: TransitionDataset, forget: np.ndarray,
+                         controls: np.ndarray, seed: int) -> dict[str, Any]:
+    """How well each LiRA statistic tells the original (which trained on the forget set) from the retrained agent
+    (which did not) on the same trajectories, with no shadows: one IN and one OUT model, so an upper bound on what
+    a calibrated test can see, not a test. The controls, which both trained on, are the null: AUC near 0.5."""
+    separation: dict[str, Any] = {}
+    for statistic in STATISTICS:
+        config = LiraConfig(statistic=statistic, seed=seed)
+        try:
+            separation[statistic] = {group: _separation(*(trajectory_statistics(agent, dataset, ids, config)
+                                                           for agent in (original, retrained)))
+                                     for group, ids in (("forget", forget), ("controls", controls))}
+        except TrajlabError as error:  # an agent without the capability the statistic needs
+            separation[statistic] = {"error": str(error)}
+    return separation
+
+
+def _separation(member: np.ndarray, non_member: np.ndarray) -> dict[str, float]:
+    return {"auc": auc(member, non_member), "tpr_at_1pct_fpr": tpr_at_fpr(member, non_member, 0.01),
+            "original_fits_better_share": float((member > non_member).mean())}
+
+
+def reused_original(algo: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The result.json of `<originals>/<algo>_original`, refused unless it was trained as this call would."""
+    result = json.loads((Path(args.originals) / f"{algo}_original" / "result.json").read_text())
+    wanted = {"algo": algo, "dataset": str(Path(args.dataset).resolve()), "steps": args.train_steps,
+              "preset": args.agent_preset, "seed": args.seed}
+    differing = sorted(key for key, value in wanted.items() if result.get(key) != value)
+    if differing:
+        raise SystemExit(f"{args.originals}: its {algo} original differs in {', '.join(differing)}")
+    return result
 
 
 def forget_set(dataset: TransitionDataset, args: argparse.Namespace) -> np.ndarray:
@@ -186,6 +228,16 @@ def markdown(results: list[dict[str, Any]]) -> str:
                          f"{rates.get('full_agent/remaining', float('nan')):.0%} | "
                          f"{rates.get('retrained_agent/forget_set', float('nan')):.0%} | "
                          f"{rates.get('retrained_agent/remaining', float('nan')):.0%} |")
+    lines += ["", "| algorithm | statistic | forget set: AUC | TPR at 1% FPR | original fits better | controls: AUC | "
+                  "original fits better |", "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for row in results:
+        for statistic, entry in row.get("two_model_separation", {}).items():
+            if "error" in entry:
+                continue
+            forget, controls = entry["forget"], entry["controls"]
+            lines.append(f"| {row['algo']} | {statistic} | {forget['auc']:.2f} | {forget['tpr_at_1pct_fpr']:.0%} | "
+                         f"{forget['original_fits_better_share']:.0%} | {controls['auc']:.2f} | "
+                         f"{controls['original_fits_better_share']:.0%} |")
     return "\n".join(lines)
 
 

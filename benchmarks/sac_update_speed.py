@@ -62,7 +62,7 @@ def random_replay(spec: SpaceSpec, size: int = 5000, group_masks: GroupMasks | N
     return replay
 
 
-def masked_variant(name: str, spec: SpaceSpec, args: argparse.Namespace) -> tuple[SAC, ReplayBuffer]:
+def pitod_preset_variant(name: str, spec: SpaceSpec, args: argparse.Namespace) -> tuple[SAC, ReplayBuffer]:
     """The masked SAC with the paper preset's agent settings (a replay whose rows carry group masks), or the
     plain SAC on the same settings."""
     settings = load_yaml(Path(__file__).parents[1] / "configs" / "online" / "masked_sac" / "paper.yaml")["agent"]
@@ -102,7 +102,7 @@ def build(args: argparse.Namespace, spec: SpaceSpec) -> dict[str, Callable[[], N
             model = sb3_model(args)
             runs[name] = lambda model=model: model.train(gradient_steps=UPDATES_PER_ROUND, batch_size=args.batch_size)
         else:
-            agent, replay_of = (masked_variant(name, spec, args) if name in ("masked", "masked-every", "unmasked")
+            agent, replay_of = (pitod_preset_variant(name, spec, args) if name in ("masked", "masked-every", "unmasked")
                                 else (trajlab_variant(name, spec, args), replay))
 
             def updates(agent: SAC = agent, replay: ReplayBuffer = replay_of) -> None:

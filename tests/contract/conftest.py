@@ -34,6 +34,8 @@ class Settings:
     """Case id -> options on top of the tiny config (runtime options such as bf16 among them)."""
     discrete: bool = False
     """The agent learns from discrete actions."""
+    discrete_variants: tuple[str, ...] = ()
+    """Case ids, among `variants`, run on discrete actions (an agent that takes either kind of action space)."""
 
 
 AGENT_SETTINGS: dict[str, Settings] = {
@@ -64,7 +66,9 @@ AGENT_SETTINGS: dict[str, Settings] = {
     "masked_sac": Settings({"masked_sac": {"ensemble_size": 4, "group_size": 8},
                             "masked_sac-droq": {"ensemble_size": 2, "critic_dropout": 0.01, "utd_ratio": 2}}),
     "ppo_lagrangian": Settings({"ppo_lagrangian": {}, "ppo_lagrangian-unsafe-editor": {"use_cost": False,
-                                                                                        "editor": True}}),
+                                                                                        "editor": True},
+                                "ppo_lagrangian-discrete": {"use_cost": False}},
+                               discrete_variants=("ppo_lagrangian-discrete",)),
 }
 
 
@@ -101,7 +105,7 @@ def agent_cases(*, offline: bool = False, first_only: bool = False) -> list[Agen
         if settings is None or (offline and not issubclass(AGENTS.get(algo), OfflineAgent)):
             continue
         variants = list(settings.variants.items())[:1] if first_only else settings.variants.items()
-        cases += [AgentCase(case_id, algo, overrides, settings.discrete)
+        cases += [AgentCase(case_id, algo, overrides, settings.discrete or case_id in settings.discrete_variants)
                   for case_id, overrides in variants]
     return cases
 

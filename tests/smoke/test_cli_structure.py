@@ -48,6 +48,7 @@ COMMAND_CONFIGS = {
     "critical evaluate": ("trajlab.commands.critical:EvaluateConfig", {}),
     "critical explain": ("trajlab.commands.critical:ExplainConfig", {}),
     "critical attack": ("trajlab.commands.critical:AttackRunConfig", {}),
+    "critical improve": ("trajlab.commands.critical:ImproveConfig", {}),
     "influence train": ("trajlab.commands.influence:InfluenceTrainConfig",
                         {"--env": "env_id", "--members": "ensemble_size", "--threads": "num_threads"}),
     "influence estimate": ("trajlab.commands.influence:InfluenceEstimateConfig", {}),

@@ -203,3 +203,17 @@ def test_select_val_f1_without_labelled_validation_and_unknown_select_are_exit_2
     assert cli(*base, "--out", tmp_path / "b", "--select", "best") == 2
     assert "select must be one of last, val_f1, auto" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_improve_runs_every_arm_and_refuses_bad_requests(trained, tmp_path, capsys):
+    base = ["critical", "improve", trained / "train", "--threads", 1, "--seeds", "0",
+            "--env", "MiniGrid-Empty-5x5-v0", "--iterations", 2, "--set", "envs=2", "--set", "horizon=16"]
+    assert cli(*base, "--out", tmp_path / "imp", "--json") == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["arms"]) == {"plain", "critical", "shuffled"}
+    assert "critical_vs_shuffled/success_auc" in result["comparisons"]
+    assert (tmp_path / "imp" / "plots" / "improve_success.png").is_file()
+    assert cli(*base[:-6], "--env", "MiniGrid-Nowhere-v0", "--out", tmp_path / "bad") == 2
+    assert cli(*base, "--arms", "plain,lucky", "--out", tmp_path / "bad2") == 2
+    assert "unknown MiniGrid task" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "bad2").exists()

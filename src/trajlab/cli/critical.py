@@ -1,4 +1,4 @@
-"""`trajlab critical data|train|evaluate|explain|attack` (trajlab.commands.critical)."""
+"""`trajlab critical data|train|evaluate|explain|attack|improve` (trajlab.commands.critical)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ EXPLAIN = ConfigDocs("trajlab.commands.critical", "ExplainConfig")
 DSI = ConfigDocs("trajlab.explain.dsi", "DSIConfig")
 ATTACK = ConfigDocs("trajlab.commands.critical", "AttackRunConfig")
 ATTACKER = ConfigDocs("trajlab.explain.attack", "AttackConfig")
+IMPROVE = ConfigDocs("trajlab.commands.critical", "ImproveConfig")
+LEARNER = ConfigDocs("trajlab.explain.improve", "LearnerConfig")
 SET_OPTION = typer.Option([], "--set", help="Override a preset value: KEY=VALUE or SECTION.KEY=VALUE, e.g. "
                                             "dsi.epochs=5 or model.hidden=64.")
 
@@ -168,3 +170,41 @@ def attack(
                                   attack={"episodes": episodes, "steps": steps})
     with on_interrupt(NO_RESUME_HINT):
         emit(run_attack(config), as_json)
+
+
+@app.command("improve")
+def improve(
+    model: Path = typer.Argument(..., help=IMPROVE["model"]),
+    out: Path = options.out(IMPROVE),
+    env: str | None = typer.Option(None, "--env", help=LEARNER["env"]),
+    iterations: int | None = typer.Option(None, "--iterations", help=LEARNER["iterations"]),
+    bonus: float | None = typer.Option(None, "--bonus", help=LEARNER["bonus"]),
+    seeds: str | None = typer.Option(None, "--seeds", help=IMPROVE["seeds"]),
+    arms: str | None = typer.Option(None, "--arms", help=IMPROVE["arms"]),
+    preset: str = options.preset(IMPROVE),
+    threads: int | None = options.threads(IMPROVE),
+    overwrite: bool = options.overwrite(IMPROVE),
+    set_options: list[str] = SET_OPTION,
+    as_json: bool = JSON,
+) -> None:
+    """Train PPO on a MiniGrid task with a bonus where the detector marks each episode's critical frames,
+    beside plain PPO and the same bonus at random frames, over seeds: learning curves and paired tests.
+
+    Examples:
+
+      trajlab critical improve runs/critical-run --out runs/critical-improve
+
+      trajlab critical improve runs/critical-run --seeds 0,1,2,3,4 --bonus 0.2 --out runs/critical-improve
+    """
+    from trajlab.commands.critical import ImproveConfig, load_critical_config, run_improve
+
+    def listed(text: str | None, kind: type) -> tuple | None:
+        return None if text is None else tuple(kind(part) for part in text.split(",") if part.strip())
+
+    config = load_critical_config(ImproveConfig, "improve", preset, model=str(model), out=str(out),
+                                  threads=threads, overwrite=overwrite, seeds=listed(seeds, int),
+                                  arms=listed(arms, str),
+                                  learner={"env": env, "iterations": iterations, "bonus": bonus,
+                                           **nested_overrides(set_options)})
+    with on_interrupt(NO_RESUME_HINT):
+        emit(run_improve(config), as_json, headline=("comparisons.*",))

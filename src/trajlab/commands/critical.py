@@ -5,6 +5,7 @@
     trajlab critical evaluate RUN --data DATA --out EVAL
     trajlab critical explain RUN --data DATA --episode ID --out EXPLAIN
     trajlab critical attack RUN --out ATTACK          (a model trained on Pong videos)
+    trajlab critical improve RUN --out IMPROVE        (PPO on MiniGrid with a bonus at the critical frames)
 
 Each checks its request before it writes anything. Presets: configs/critical/<preset>.yaml, one section per
 command.
@@ -23,9 +24,11 @@ from trajlab.core.config import load_nested_preset
 from trajlab.core.errors import TrajlabError
 from trajlab.core.rundir import RunDirectory
 from trajlab.core.seeding import seed_everything, set_threads
+from trajlab.envs.minigrid import make_minigrid
 from trajlab.explain.attack import AttackConfig
 from trajlab.explain.dsi import REVERSE_TARGETS, DSIConfig, ModelConfig, TrainProgress
 from trajlab.explain.gridworld import GridWorldConfig
+from trajlab.explain.improve import ARMS, LearnerConfig
 from trajlab.explain.pong import PongConfig
 
 FRAMES = "frames.h5"
@@ -568,5 +571,57 @@ def run_attack(config: AttackRunConfig) -> dict[str, Any]:
             show(index + 1)
     result = {"run_dir": str(run_dir.path), "model": config.model, **summarise(rows),
               "wall_time_s": time.perf_counter() - started}
+    run_dir.write_result(result)
+    return result
+
+
+# --- improve ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ImproveConfig:
+    """PPO on a MiniGrid task with and without a bonus at the detector's critical frames (section `improve`)."""
+
+    model: str
+    """Run directory of `trajlab critical train` on GridWorld (minigrid-keycorridor) videos."""
+    out: str
+    """Run directory to write (result.json with every run's curve, plots/improve_success.png)."""
+    learner: LearnerConfig = LearnerConfig()
+    """The task, the bonus and the PPO settings."""
+    arms: tuple[str, ...] = ARMS
+    """Which arms to run, comma-separated: plain, critical, shuffled (the same bonus at random frames)."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """One run per arm and seed, comma-separated, e.g. 0,1,2 (a seed fixes the layouts, the initial weights and
+    the minibatches)."""
+    preset: str = "quick"
+    """Preset: configs/critical/<preset>.yaml."""
+    threads: int | None = None
+    """Torch CPU threads (default: torch's choice)."""
+    overwrite: bool = False
+    """Replace a run already in `out`."""
+
+
+def run_improve(config: ImproveConfig) -> dict[str, Any]:
+    from trajlab.explain.dsi import load_model
+    from trajlab.explain.gridworld import ENV_ID
+    from trajlab.explain.improve import compare_arms, mean_curves, train_arm
+    from trajlab.report.plots import plot_curves
+
+    set_threads(config.threads)
+    unknown = sorted(set(config.arms) - set(ARMS))
+    if unknown or not config.arms or not config.seeds:
+        raise TrajlabError(f"improve needs arms among {', '.join(ARMS)} and at least one seed (got arms "
+                           f"{list(config.arms)}, seeds {list(config.seeds)})")
+    dsi = load_model(str(model_file(config.model)))
+    if dsi.env_id != ENV_ID:
+        raise TrajlabError(f"{config.model}: policy improvement needs a model trained on GridWorld videos "
+                           f"({ENV_ID}), not {dsi.env_id!r}")
+    make_minigrid(config.learner.env, seed=0).close()  # an unknown task fails before anything is written
+    run_dir = RunDirectory.create(config.out, config, command="critical improve", overwrite=config.overwrite)
+    runs = [train_arm(config.learner, arm, seed, dsi) for seed in config.seeds for arm in config.arms]
+    plot = plot_curves(mean_curves(runs), run_dir.plots / "improve_success.png",
+                       title=f"{config.learner.env}: success rate (mean of {len(config.seeds)} seeds)",
+                       xlabel="env steps", ylabel="success rate")
+    result = {"run_dir": str(run_dir.path), "model": config.model, "env": config.learner.env,
+              **compare_arms(runs), "plot": str(plot), "wall_time_s": sum(r["wall_time_s"] for r in runs),
+              "runs": runs}
     run_dir.write_result(result)
     return result

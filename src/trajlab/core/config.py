@@ -149,6 +149,18 @@ def load_yaml(path: str | Path) -> Any:
         raise TrajlabError(f"{path}: cannot read ({error.strerror})") from None
 
 
+def _merge_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `overrides` merged in key by key, at any depth; None values leave the base's."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            inner = merged.get(key) if isinstance(merged.get(key), dict) else {}
+            merged[key] = _merge_overrides(inner, value)
+        elif value is not None:
+            merged[key] = value
+    return merged
+
+
 def load_nested_preset(cls: type, system: str, preset: str, overrides: dict[str, Any], *,
                        section: str | None = None) -> Any:
     """`cls` from configs/<system>/<preset>.yaml (or its `section`), merging dict overrides into nested sections
@@ -156,11 +168,6 @@ def load_nested_preset(cls: type, system: str, preset: str, overrides: dict[str,
     path = existing_preset(system, preset)
     loaded = load_yaml(path) or {}
     values = dict((loaded.get(section) or {}) if section is not None else loaded)
-    for key, value in overrides.items():
-        if isinstance(value, dict):
-            base = values.get(key) if isinstance(values.get(key), dict) else {}
-            values[key] = {**base, **{k: v for k, v in value.items() if v is not None}}
-        elif value is not None:
-            values[key] = value
+    values = _merge_overrides(values, overrides)
     where = f"{system}/{preset}" + ("" if section is None else f".{section}")
     return from_dict(cls, {**values, "preset": preset}, where=where)

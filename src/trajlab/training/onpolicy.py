@@ -1,25 +1,37 @@
-"""The on-policy loop: rollouts from vectorised safety envs (costs kept), GAE for reward and cost, PPO epochs.
+"""The on-policy loop: rollouts from vectorised envs (costs kept), GAE for reward and cost, PPO epochs.
 
 One step of the `Loop` is one policy iteration: `horizon` steps of every env copy, GAE (the agent's gamma and
 lambda) for reward and cost, `epochs` passes of shuffled minibatches through `agent.update`, then
 `agent.end_iteration(cost rate)` (the PID-Lagrangian step). A time-limit truncation bootstraps from the value of
 the final observation; a termination does not. Finished episodes are recorded whole: return, cost, length and
-goal reaches, which the metrics rows (and `OnPolicyHistory`) summarise.
+goal reaches, which the metrics rows (and `OnPolicyHistory`) summarise. The envs are any with the interface of
+`SafetyVectorEnv` (`MiniGridVectorEnv` too: no cost, a success counts as a goal). `shape_rewards`, when given,
+may change a rollout's rewards before GAE (a bonus); the episodes' recorded returns stay the env's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from trajlab.algos.online.ppo_lagrangian import PPOLagrangian, RolloutBatch
 from trajlab.core.progress import update_bar
-from trajlab.envs.safety import SafetyVectorEnv
+from trajlab.envs.safety import VectorStep
 from trajlab.training.loop import Cadence, Loop, MetricWindow, Periodic, WallClock
+
+
+class VectorEnv(Protocol):
+    """What the loop needs of vectorised envs (`SafetyVectorEnv`, `MiniGridVectorEnv`)."""
+
+    count: int
+
+    def reset(self) -> np.ndarray: ...
+
+    def step(self, actions: np.ndarray) -> VectorStep: ...
 
 
 @dataclass(frozen=True)
@@ -57,7 +69,7 @@ class RolloutState:
     episodes: list[Episode] = field(default_factory=list)
 
 
-def start(envs: SafetyVectorEnv) -> RolloutState:
+def start(envs: VectorEnv) -> RolloutState:
     return RolloutState(envs.reset(), np.zeros((envs.count, 4)))
 
 
@@ -65,7 +77,7 @@ def _tensor(array: np.ndarray, agent: PPOLagrangian) -> torch.Tensor:
     return torch.as_tensor(np.asarray(array, dtype=np.float32), device=agent.device)
 
 
-def collect(agent: PPOLagrangian, envs: SafetyVectorEnv, state: RolloutState, horizon: int) -> Rollout:
+def collect(agent: PPOLagrangian, envs: VectorEnv, state: RolloutState, horizon: int) -> Rollout:
     """Roll the stochastic policy out for `horizon` steps; updates `state` and the observation normaliser."""
     columns: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "act", "logp", "r", "c", "vr", "vc", "done")}
     for _ in range(horizon):
@@ -161,23 +173,26 @@ def summarise(episodes: list[Episode]) -> dict[str, float]:
             "goals": float(np.mean([e.goals for e in episodes]))}
 
 
-def train_onpolicy(agent: PPOLagrangian, envs: SafetyVectorEnv, *, iterations: int, horizon: int, seed: int,
+def train_onpolicy(agent: PPOLagrangian, envs: VectorEnv, *, iterations: int, horizon: int, seed: int,
                    log: Callable[[int, dict[str, float]], Any] | None = None,
                    on_iteration: Callable[[int, PPOLagrangian], Any] | None = None,
+                   shape_rewards: Callable[[Rollout], dict[str, float]] | None = None,
                    progress: bool = True) -> OnPolicyHistory:
-    """`iterations` PPO(-Lagrangian) iterations; `log(iteration, row)` after each, `on_iteration` too."""
+    """`iterations` PPO(-Lagrangian) iterations; `log(iteration, row)` after each, `on_iteration` too;
+    `shape_rewards(rollout)` changes each rollout's rewards in place before GAE and returns metrics for the row."""
     state, history, clock = start(envs), OnPolicyHistory(), WallClock()
     generator = torch.Generator().manual_seed(seed)
 
     def take_step(iteration: int) -> None:
         rollout = collect(agent, envs, state, horizon)
+        shaping = {} if shape_rewards is None else shape_rewards(rollout)
         cost_rate = float(rollout.costs.mean())
         metrics = ppo_epochs(agent, rollout_batch(agent, rollout), generator)
         agent.end_iteration(cost_rate)
         recent, state.episodes = state.episodes, []
         history.episodes += recent
         row = {"env_steps": iteration * horizon * envs.count, "rollout_cost_rate": cost_rate,
-               "rollout_reward_per_step": float(rollout.rewards.mean()), **metrics,
+               "rollout_reward_per_step": float(rollout.rewards.mean()), **shaping, **metrics,
                **{f"episode_{k}": v for k, v in summarise(recent).items()}, "lagrange": agent.lagrange}
         history.rows.append({"iteration": iteration, **row})
         if log is not None:

@@ -1,7 +1,8 @@
 """PPO with a cost critic and a PID-Lagrangian multiplier (Stooke et al., 2020), for safe RL and safety unlearning.
 
-* One shared tanh trunk over normalised observations feeds a Gaussian policy head and two value heads, V_r for
-  reward and V_c for cost. Observation statistics are buffers of the model, so checkpoints carry them.
+* One shared tanh trunk over normalised observations feeds a policy head and two value heads, V_r for reward and
+  V_c for cost. The policy is a Gaussian for a continuous action space and a categorical over the actions for a
+  discrete one (MiniGrid). Observation statistics are buffers of the model, so checkpoints carry them.
 * The policy loss is PPO's clipped surrogate on the Lagrangian-weighted advantage (A_r - lambda*A_c)/(1+lambda).
 * `PIDLagrangian` sets lambda once per policy iteration from the measured cost rate J_C (cost per env step):
   delta = J_C - d; I <- clip(I + K_I*delta, 0, integral_max); P <- EMA(delta); D = max(0, EMA(J_C) - its value
@@ -54,7 +55,7 @@ class PPOLagrangianConfig:
     max_grad_norm: float = 0.5
     """Gradient norm clipping of every update."""
     initial_log_std: float = -0.5
-    """Initial log standard deviation of the Gaussian policy (a state-independent parameter)."""
+    """Initial log standard deviation of the Gaussian policy (a state-independent parameter; continuous actions)."""
     use_cost: bool = True
     """Constrain the cost with the PID-Lagrangian; False trains on reward alone (lambda stays 0)."""
     target_cost: float = 0.03
@@ -177,9 +178,10 @@ class RepresentationEditor(nn.Module):
 
 
 class ActorCritic(nn.Module):
-    """Observation normaliser (buffers), shared trunk, Gaussian policy head, V_r and V_c, optional editor."""
+    """Observation normaliser (buffers), shared trunk, policy head (Gaussian mean and log-std, or the logits of
+    `action_dim` actions when `discrete`), V_r and V_c, optional editor."""
 
-    def __init__(self, obs_dim: int, action_dim: int, config: PPOLagrangianConfig) -> None:
+    def __init__(self, obs_dim: int, action_dim: int, config: PPOLagrangianConfig, discrete: bool = False) -> None:
         super().__init__()
         self.register_buffer("obs_mean", torch.zeros(obs_dim))
         self.register_buffer("obs_var", torch.ones(obs_dim))
@@ -191,8 +193,8 @@ class ActorCritic(nn.Module):
             width = hidden
         self.trunk = nn.Sequential(*layers)
         self.editor = RepresentationEditor(width) if config.editor else None
-        self.mean = nn.Linear(width, action_dim)
-        self.log_std = nn.Parameter(torch.full((action_dim,), config.initial_log_std))
+        self.mean = nn.Linear(width, action_dim)  # the Gaussian's mean, or the categorical's logits
+        self.log_std = None if discrete else nn.Parameter(torch.full((action_dim,), config.initial_log_std))
         self.value_r, self.value_c = nn.Linear(width, 1), nn.Linear(width, 1)
         nn.init.orthogonal_(self.mean.weight, 0.01)
         nn.init.zeros_(self.mean.bias)
@@ -231,9 +233,7 @@ class PPOLagrangian(AgentBase):
                  seed: int = 0, runtime: RuntimeOptions = RuntimeOptions()):
         config = config or PPOLagrangianConfig()
         super().__init__(spec, config, device=device, seed=seed, runtime=runtime)
-        if spec.discrete:
-            raise TrajlabError("ppo_lagrangian needs a continuous action space")
-        self.model = ActorCritic(spec.observation_dim, spec.action_dim, config).to(self.device)
+        self.model = ActorCritic(spec.observation_dim, spec.action_dim, config, spec.discrete).to(self.device)
         self.networks = {"model": self.model}
         self.optimizers = {"model": torch.optim.Adam(self.model.parameters(), lr=config.lr, eps=1e-5)}
         self.pid = PIDLagrangian(config)
@@ -251,11 +251,23 @@ class PPOLagrangian(AgentBase):
         return self.lagrange
 
     # --- acting and values -------------------------------------------------------------------------------
-    def distribution(self, observations: Tensor) -> torch.distributions.Normal:
+    def distribution(self, observations: Tensor) -> torch.distributions.Normal | torch.distributions.Categorical:
         if not torch.isfinite(observations).all():  # else torch's Normal fails with a page of tensor values
             raise TrajlabError("ppo_lagrangian: observations hold NaN or infinite values (the loss is not finite)")
-        mean = self.model.mean(self.model.features(observations))
-        return torch.distributions.Normal(mean, self.model.log_std.exp().expand_as(mean))
+        head = self.model.mean(self.model.features(observations))
+        if self.model.log_std is None:
+            return torch.distributions.Categorical(logits=head)
+        return torch.distributions.Normal(head, self.model.log_std.exp().expand_as(head))
+
+    def log_prob(self, dist: torch.distributions.Distribution, actions: Tensor) -> Tensor:
+        """log pi(a|s) per sample: summed over a Gaussian's dimensions; a discrete action is its index."""
+        if self.spec.discrete:
+            return dist.log_prob(actions.reshape(-1).long())
+        return dist.log_prob(actions).sum(-1)
+
+    def entropy(self, dist: torch.distributions.Distribution) -> Tensor:
+        """The policy's entropy per state (summed over a Gaussian's dimensions)."""
+        return dist.entropy() if self.spec.discrete else dist.entropy().sum(-1)
 
     def values(self, observations: Tensor) -> tuple[Tensor, Tensor]:
         z = self.model.features(observations)
@@ -263,6 +275,8 @@ class PPOLagrangian(AgentBase):
 
     def _policy_action(self, observations: Tensor, deterministic: bool) -> Tensor:
         dist = self.distribution(observations)
+        if self.spec.discrete:
+            return dist.probs.argmax(-1) if deterministic else dist.sample()
         return (dist.mean if deterministic else dist.sample()).clamp(-1.0, 1.0)
 
     @torch.no_grad()
@@ -271,13 +285,13 @@ class PPOLagrangian(AgentBase):
         dist = self.distribution(observations)
         action = dist.sample()
         value_r, value_c = self.values(observations)
-        return action, dist.log_prob(action).sum(-1), value_r, value_c
+        return action, self.log_prob(dist, action), value_r, value_c
 
     # --- losses ------------------------------------------------------------------------------------------
     def compute_losses(self, batch: Batch) -> PPOLagrangianLosses:
         """Clipped surrogate, both value errors and the entropy term per sample, at the current weights."""
         dist = self.distribution(batch.observations)
-        log_prob = dist.log_prob(batch.actions).sum(-1)
+        log_prob = self.log_prob(dist, batch.actions)
         value_r, value_c = self.values(batch.observations)
         old, adv_r, adv_c, ret_r, ret_c = self._targets(batch, log_prob, value_r, value_c)
         lam = self.lagrange
@@ -287,7 +301,7 @@ class PPOLagrangian(AgentBase):
         return PPOLagrangianLosses(
             policy=-torch.minimum(ratio * advantage, clipped * advantage),
             value_r=0.5 * (value_r - ret_r).pow(2), value_c=0.5 * (value_c - ret_c).pow(2),
-            entropy=-dist.entropy().sum(-1), info_log_prob=log_prob.detach())
+            entropy=-self.entropy(dist), info_log_prob=log_prob.detach())
 
     def _targets(self, batch: Batch, log_prob: Tensor, value_r: Tensor,
                  value_c: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:

@@ -200,3 +200,36 @@ def test_report_embeds_images(tmp_path):
         save_gif(np.zeros((3, 8, 8)), tmp_path / "bad.gif")
     write_json_atomic(tmp_path / "x.json", {"v": np.float32(1.5)})
     assert json.loads((tmp_path / "x.json").read_text()) == {"v": 1.5}
+
+
+def _write_presets(root, presets: dict[str, str]) -> None:
+    (root / "demo").mkdir()
+    for name, text in presets.items():
+        (root / "demo" / f"{name}.yaml").write_text(text)
+
+
+def test_a_preset_that_extends_another_states_only_what_it_changes(tmp_path, monkeypatch):
+    from trajlab.core import config
+
+    monkeypatch.setattr(config, "configs_root", lambda: tmp_path)
+    _write_presets(tmp_path, {
+        "base": "a: {x: 1, y: 2, z: 3}\nb: 5\n",
+        "variant": "extends: base\na: {y: 20, z: null}\nc: 7\n",
+        "again": "extends: variant\nb: 6\n",
+    })
+    assert config.read_preset("demo", "variant") == {"a": {"x": 1, "y": 20, "z": None}, "b": 5, "c": 7}
+    assert config.read_preset("demo", "again") == {"a": {"x": 1, "y": 20, "z": None}, "b": 6, "c": 7}
+
+
+def test_presets_that_extend_in_a_cycle_or_an_unknown_base_fail_in_one_line(tmp_path, monkeypatch):
+    from trajlab.core import config
+
+    monkeypatch.setattr(config, "configs_root", lambda: tmp_path)
+    _write_presets(tmp_path, {"one": "extends: two\n", "two": "extends: one\n", "lost": "extends: nowhere\n",
+                              "listed": "- 1\n- 2\n"})
+    with pytest.raises(TrajlabError, match="cycle: one -> two -> one"):
+        config.read_preset("demo", "one")
+    with pytest.raises(TrajlabError, match="unknown preset 'nowhere'"):
+        config.read_preset("demo", "lost")
+    with pytest.raises(TrajlabError, match="must be a mapping"):
+        config.read_preset("demo", "listed")

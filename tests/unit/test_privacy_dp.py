@@ -261,6 +261,23 @@ def test_loss_attack_finds_the_members_of_an_overfit_model():
     assert result["auc"] >= 0.9 and result["tpr_at_0.1_fpr"] >= 0.5
 
 
+def test_the_bench_preset_is_quick_with_a_longer_dp_fine_tuning():
+    from trajlab.commands.synth import FinetuneConfig, PretrainConfig, load_synth_config
+    from trajlab.core.config import to_dict
+
+    def fine(preset):
+        return load_synth_config(FinetuneConfig, "finetune", preset, pretrained="r", private="d.h5", out="o")
+
+    def pre(preset):
+        return to_dict(load_synth_config(PretrainConfig, "pretrain", preset, public=["p.h5"], out="o"))
+
+    bench, quick = fine("bench"), fine("quick")
+    assert (bench.dp.epochs, bench.optim.learning_rate) == (100, 1e-3)
+    assert (quick.dp.epochs, quick.optim.learning_rate) == (5, 3e-4)
+    assert (bench.dp.epsilon, bench.dp.batch_size) == (quick.dp.epsilon, quick.dp.batch_size)
+    assert {**pre("bench"), "preset": None} == {**pre("quick"), "preset": None}
+
+
 @pytest.mark.parametrize("preset", ["quick", "paper"])
 def test_every_preset_section_loads_into_its_config(preset):
     from trajlab.commands.synth import (

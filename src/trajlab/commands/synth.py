@@ -44,7 +44,8 @@ class PretrainConfig:
     out: str
     """Run directory to write."""
     preset: str = "quick"
-    """Preset: configs/synth/<preset>.yaml (quick: CPU minutes; paper: PrivTranR's settings)."""
+    """Preset: configs/synth/<preset>.yaml (quick: CPU minutes; bench: quick with 100 DP epochs; paper:
+    PrivTranR's settings)."""
     steps: int = 100_000
     """Pre-training steps; 0 writes the randomly initialised model with the public data's standardisation, the
     start of the DP-without-pre-training baseline (fine-tune it with `synth finetune` as any pre-trained run)."""
@@ -75,7 +76,8 @@ class FinetuneConfig:
     out: str
     """Run directory to write."""
     preset: str = "quick"
-    """Preset: configs/synth/<preset>.yaml (quick: CPU minutes; paper: PrivTranR's settings)."""
+    """Preset: configs/synth/<preset>.yaml (quick: CPU minutes; bench: quick with 100 DP epochs; paper:
+    PrivTranR's settings)."""
     dp: DPConfig = DPConfig()
     """The privacy budget and DP-SGD settings."""
     private_training: bool = True

@@ -131,10 +131,24 @@ def existing_preset(system: str, preset: str) -> Path:
     return path
 
 
-def load_preset(cls: type[C], system: str, preset: str, **overrides: Any) -> C:
-    """Config `cls` from `configs/<system>/<preset>.yaml`, then `overrides` (None values are ignored)."""
+def read_preset(system: str, preset: str, *, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """configs/<system>/<preset>.yaml as a dict. A preset with `extends: OTHER` is OTHER's values with its own
+    merged in key by key at any depth (its null values included), so a variant states only what it changes."""
+    if preset in seen:
+        raise TrajlabError(f"presets of {system} extend one another in a cycle: {' -> '.join([*seen, preset])}")
     path = existing_preset(system, preset)
     values = load_yaml(path) or {}
+    if not isinstance(values, dict):
+        raise TrajlabError(f"{path}: a preset must be a mapping of settings, not {type(values).__name__}")
+    base = values.pop("extends", None)
+    if base is None:
+        return values
+    return _merge_overrides(read_preset(system, str(base), seen=(*seen, preset)), values, keep_none=True)
+
+
+def load_preset(cls: type[C], system: str, preset: str, **overrides: Any) -> C:
+    """Config `cls` from `configs/<system>/<preset>.yaml`, then `overrides` (None values are ignored)."""
+    values = read_preset(system, preset)
     values.update({key: value for key, value in overrides.items() if value is not None})
     return from_dict(cls, values, where=f"{system}/{preset}")
 
@@ -149,14 +163,16 @@ def load_yaml(path: str | Path) -> Any:
         raise TrajlabError(f"{path}: cannot read ({error.strerror})") from None
 
 
-def _merge_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """`base` with `overrides` merged in key by key, at any depth; None values leave the base's."""
+def _merge_overrides(base: dict[str, Any], overrides: dict[str, Any], *,
+                     keep_none: bool = False) -> dict[str, Any]:
+    """`base` with `overrides` merged in key by key, at any depth; None values leave the base's unless
+    `keep_none`."""
     merged = dict(base)
     for key, value in overrides.items():
         if isinstance(value, dict):
             inner = merged.get(key) if isinstance(merged.get(key), dict) else {}
-            merged[key] = _merge_overrides(inner, value)
-        elif value is not None:
+            merged[key] = _merge_overrides(inner, value, keep_none=keep_none)
+        elif value is not None or keep_none:
             merged[key] = value
     return merged
 
@@ -165,8 +181,7 @@ def load_nested_preset(cls: type, system: str, preset: str, overrides: dict[str,
                        section: str | None = None) -> Any:
     """`cls` from configs/<system>/<preset>.yaml (or its `section`), merging dict overrides into nested sections
     key by key; None values leave the preset's."""
-    path = existing_preset(system, preset)
-    loaded = load_yaml(path) or {}
+    loaded = read_preset(system, preset)
     values = dict((loaded.get(section) or {}) if section is not None else loaded)
     values = _merge_overrides(values, overrides)
     where = f"{system}/{preset}" + ("" if section is None else f".{section}")

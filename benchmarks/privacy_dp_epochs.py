@@ -11,13 +11,12 @@ model as the ceiling. One pre-training, one member split, every fine-tuning from
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
 from cli_json import cli
-from privacy_pipeline import release
+from privacy_pipeline import downstream, pipeline_parser, release
 
 # name: (DP?, epochs, learning rate); the quick preset's fine-tuning is DP, 5 epochs, 3e-4
 SETTINGS: dict[str, tuple[bool, int, float]] = {
@@ -35,15 +34,8 @@ def finetune_args(dp: bool, epochs: int, learning_rate: float) -> list[object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--public", required=True, help="comma-separated public datasets")
-    parser.add_argument("--private", required=True)
-    parser.add_argument("--work", required=True)
-    parser.add_argument("--samples", type=int, default=10_000)
+    parser = pipeline_parser(__doc__)
     parser.add_argument("--settings", default=",".join(SETTINGS), help="comma-separated names of SETTINGS")
-    parser.add_argument("--downstream-steps", type=int, default=10_000)
-    parser.add_argument("--seeds", default="0")
-    parser.add_argument("--out", required=True)
     args = parser.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -55,11 +47,9 @@ def main() -> None:
         releases[name]["setting"] = dict(zip(("dp", "epochs", "learning_rate"), SETTINGS[name]))
         print(json.dumps({name: {key: releases[name][key] for key in ("column_shapes", "column_pair_trends")}}),
               flush=True)
-    downstream = cli("synth", "downstream", ",".join(r["samples"] for r in releases.values()), "--real",
-                     args.private, "--steps", args.downstream_steps, "--seeds", args.seeds, "--threads", 1,
-                     "--out", work / "downstream", "--overwrite") if args.downstream_steps else None
+    agents = downstream(work, releases, args) if args.downstream_steps else None
     result = {"public": args.public, "private": args.private, "pretrain_wall_s": pre["wall_time_s"],
-              "releases": releases, "downstream": downstream and downstream["summary"],
+              "releases": releases, "downstream": agents and agents["summary"],
               "wall_time_s": time.perf_counter() - started}
     Path(args.out).write_text(json.dumps(result, indent=2, default=str))
     print(json.dumps(result["downstream"], indent=2, default=str))

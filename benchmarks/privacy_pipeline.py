@@ -40,16 +40,29 @@ def release(work: Path, name: str, finetune_args: list[object], args: argparse.N
             "distance_to_closest_record": attack["distance_to_closest_record"]}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def pipeline_parser(doc: str) -> argparse.ArgumentParser:
+    """The options of the scripts that pre-train once, release several ways and train agents on the releases."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--public", required=True, help="comma-separated public datasets")
     parser.add_argument("--private", required=True)
     parser.add_argument("--work", required=True)
     parser.add_argument("--samples", type=int, default=10_000)
-    parser.add_argument("--overfit-epochs", type=int, default=50, help="epochs of the overfitting non-DP model")
     parser.add_argument("--downstream-steps", type=int, default=10_000)
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--out", required=True)
+    return parser
+
+
+def downstream(work: Path, releases: dict[str, dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
+    """Offline agents trained on the real private data and on every release (`synth downstream`)."""
+    return cli("synth", "downstream", ",".join(r["samples"] for r in releases.values()), "--real", args.private,
+               "--steps", args.downstream_steps, "--seeds", args.seeds, "--threads", 1,
+               "--out", work / "downstream", "--overwrite")
+
+
+def main() -> None:
+    parser = pipeline_parser(__doc__)
+    parser.add_argument("--overfit-epochs", type=int, default=50, help="epochs of the overfitting non-DP model")
     args = parser.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -62,17 +75,15 @@ def main() -> None:
         f"nodp-{args.overfit_epochs}ep": release(work, "nodp-overfit", ["--no-dp", "--epochs", args.overfit_epochs],
                                                  args),
     }
-    downstream = cli("synth", "downstream", ",".join(r["samples"] for r in releases.values()), "--real",
-                     args.private, "--steps", args.downstream_steps, "--seeds", args.seeds, "--threads", 1,
-                     "--out", work / "downstream", "--overwrite")
+    agents = downstream(work, releases, args)
     throughput = releases["eps10"]["finetune"]["steps_per_s"] / releases["nodp"]["finetune"]["steps_per_s"]
     result = {"public": args.public, "private": args.private, "pretrain_wall_s": pre["wall_time_s"],
-              "releases": releases, "downstream": downstream["summary"],
+              "releases": releases, "downstream": agents["summary"],
               "dp_vs_nondp_finetune_throughput": throughput, "wall_time_s": time.perf_counter() - started}
     Path(args.out).write_text(json.dumps(result, indent=2, default=str))
     print(json.dumps({name: {k: r[k] for k in ("column_shapes", "column_pair_trends")} | r["attack"]
                       for name, r in releases.items()}, indent=2, default=str))
-    print(json.dumps(downstream["summary"], indent=2), "throughput DP/non-DP", round(throughput, 3))
+    print(json.dumps(agents["summary"], indent=2), "throughput DP/non-DP", round(throughput, 3))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -62,11 +64,30 @@ def test_bonus_gives_each_finished_episode_exactly_its_weight():
         assert np.all(rollout.rewards[unfinished] == 0)
 
 
+def test_with_successes_only_a_failed_episode_earns_nothing():
+    envs = MiniGridVectorEnv("MiniGrid-Empty-5x5-v0", 2, seed=1, record_frames=True)
+    envs.reset()
+    for _ in range(150):
+        envs.step(np.array([0, 1]))  # every episode times out
+    trace = envs.drain()
+    rollout = Rollout(*(np.zeros((150, 2), dtype=np.float32) for _ in range(8)),
+                      last_values=(np.zeros(2), np.zeros(2)))
+    bonus = CriticalBonus(tiny_dsi(), weight=0.5, shuffled=False, seed=0, successes_only=True)
+    assert bonus.apply(rollout, trace)["bonus_episodes"] == 0 and not rollout.rewards.any()
+    serial = next(iter(trace.finished))
+    success = replace(trace, successes={**trace.successes, serial: True})
+    assert bonus.apply(rollout, success)["bonus_episodes"] == 1
+    assert np.isclose(rollout.rewards.sum(), 0.5, atol=1e-5)
+    assert np.isclose(rollout.rewards[trace.episode == serial].sum(), 0.5, atol=1e-5)
+
+
 def test_bad_input_is_a_one_line_error():
     with pytest.raises(TrajlabError, match="unknown MiniGrid task"):
         make_minigrid("MiniGrid-Nowhere-v0", seed=0)
     with pytest.raises(TrajlabError, match="bonus"):
         LearnerConfig(bonus=-1.0)
+    with pytest.raises(TrajlabError, match="bonus_episodes must be one of all, successes"):
+        LearnerConfig(bonus_episodes="failures")
     with pytest.raises(TrajlabError, match="not a MiniGrid agent view"):
         train_arm(LearnerConfig(iterations=1), "critical", 0, tiny_dsi((20, 20, 3)), progress=False)
     with pytest.raises(TrajlabError, match="unknown arm"):

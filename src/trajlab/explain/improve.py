@@ -3,8 +3,9 @@ Deep State Identifier marks each episode's critical frames.
 
 Each finished training episode's frames (the agent's view, drawn as GridWorld-S draws it) go through the
 detector, and action frame i (every frame but the final view) earns weight * m_i / sum_j m_j, m the detector's
-mask. Every episode so receives exactly `weight` in bonus, success or not: lingering in states that look critical
-earns nothing more, and the bonus only decides which steps the credit goes to. The control arm `shuffled` gives
+mask. Every episode so receives exactly `weight` in bonus, success or not (or, with `bonus_episodes:
+successes`, every success and no failure): lingering in states that look critical earns nothing more, and the
+bonus only decides which steps the credit goes to. The control arm `shuffled` gives
 the same episode's mask values to its frames in a random order: the same amounts, as concentrated, with nothing
 about where. A difference between `critical` and `shuffled` is then the detector's placement, not more reward.
 
@@ -26,6 +27,7 @@ from trajlab.envs.minigrid import MiniGridVectorEnv, StepTrace
 from trajlab.explain.dsi import DSIModel, check_fits, mask_scores
 from trajlab.training.onpolicy import Rollout
 
+BONUS_EPISODES = ("all", "successes")
 ARMS = ("plain", "critical", "shuffled")
 """plain: PPO on the task's reward; critical: plus the detector-placed bonus; shuffled: the same bonus values
 at random frames of the same episode (the control)."""
@@ -45,6 +47,9 @@ class LearnerConfig:
     """Policy iterations per run (env steps = iterations x envs x horizon)."""
     bonus: float = 0.1
     """Bonus per episode (the task's success reward is 1 - 0.9 x steps / max_steps, between 0.1 and 1)."""
+    bonus_episodes: str = "all"
+    """Which finished episodes earn it: all, or successes (then the detector only says where a success's extra
+    credit goes, and a failure earns nothing)."""
     ppo: PPOLagrangianConfig = PPOLagrangianConfig(use_cost=False, lr=1e-3, entropy_coef=0.01, epochs=4,
                                                    batch_size=256)
     """The PPO settings (the cost constraint is always off here)."""
@@ -55,6 +60,9 @@ class LearnerConfig:
                 raise TrajlabError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.bonus < 0:
             raise TrajlabError(f"bonus must be 0 or positive, got {self.bonus}")
+        if self.bonus_episodes not in BONUS_EPISODES:
+            raise TrajlabError(f"bonus_episodes must be one of {', '.join(BONUS_EPISODES)}, "
+                               f"got {self.bonus_episodes!r}")
 
 
 def episode_bonus(mask: np.ndarray, weight: float) -> np.ndarray:
@@ -71,8 +79,9 @@ def episode_bonus(mask: np.ndarray, weight: float) -> np.ndarray:
 class CriticalBonus:
     """Adds the detector-placed (or, `shuffled`, randomly placed) bonus to a rollout's rewards in place."""
 
-    def __init__(self, dsi: DSIModel, *, weight: float, shuffled: bool, seed: int) -> None:
-        self.dsi, self.weight, self.shuffled = dsi, weight, shuffled
+    def __init__(self, dsi: DSIModel, *, weight: float, shuffled: bool, seed: int,
+                 successes_only: bool = False) -> None:
+        self.dsi, self.weight, self.shuffled, self.successes_only = dsi, weight, shuffled, successes_only
         self.rng = np.random.default_rng(seed)
 
     def masks(self, episodes: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
@@ -88,10 +97,12 @@ class CriticalBonus:
         if trace.episode.shape != rollout.rewards.shape:
             raise TrajlabError(f"the step trace {trace.episode.shape} does not match the rollout "
                                f"{rollout.rewards.shape}")
-        if not trace.finished:
+        episodes = {serial: frames for serial, frames in trace.finished.items()
+                    if trace.successes.get(serial, False) or not self.successes_only}
+        if not episodes:
             return {"bonus_per_step": 0.0, "bonus_episodes": 0.0}
         bonuses = {}
-        for serial, mask in self.masks(trace.finished).items():
+        for serial, mask in self.masks(episodes).items():
             values = self.rng.permutation(mask) if self.shuffled else mask
             bonuses[serial] = episode_bonus(values, self.weight)
         added = np.zeros_like(rollout.rewards)
@@ -155,7 +166,8 @@ def train_arm(config: LearnerConfig, arm: str, seed: int, dsi: DSIModel | None, 
     agent = new_agent(AGENTS.get("ppo_lagrangian"), SpaceSpec.from_env(envs), ppo_config(config), seed=seed)
     shaper = None
     if arm != "plain":
-        bonus = CriticalBonus(dsi, weight=config.bonus, shuffled=arm == "shuffled", seed=seed)
+        bonus = CriticalBonus(dsi, weight=config.bonus, shuffled=arm == "shuffled", seed=seed,
+                              successes_only=config.bonus_episodes == "successes")
 
         def shaper(rollout: Rollout) -> dict[str, float]:
             return bonus.apply(rollout, envs.drain())

@@ -5,9 +5,9 @@ Each finished training episode's frames (the agent's view, drawn as GridWorld-S 
 detector, and action frame i (every frame but the final view) earns weight * m_i / sum_j m_j, m the detector's
 mask. Every episode so receives exactly `weight` in bonus, success or not (or, with `bonus_episodes:
 successes`, every success and no failure): lingering in states that look critical earns nothing more, and the
-bonus only decides which steps the credit goes to. The control arm `shuffled` gives
-the same episode's mask values to its frames in a random order: the same amounts, as concentrated, with nothing
-about where. A difference between `critical` and `shuffled` is then the detector's placement, not more reward.
+bonus only decides which steps the credit goes to. The control arm `shuffled` gives the same episode's mask
+values to its frames in a random order: the same amounts, as concentrated, with nothing about where. A
+difference between `critical` and `shuffled` is then the detector's placement, not more reward.
 
 The bonus reaches a step when its episode finishes inside the rollout that holds the step (the detector reads
 the whole episode); steps of an episode collected in an earlier rollout were trained on without it.

@@ -1,10 +1,12 @@
-"""Safety unlearning at the quick preset: unsafe expert vs oracle vs concept / decremental / repedit.
+"""Safety unlearning at a preset (quick, or bench): unsafe expert vs oracle vs concept / decremental / repedit.
 
 For each seed: train the unsafe expert and the oracle, run the three methods from the expert, evaluate all five
 policies on the same env seeds, the relearn test (each method, the oracle, a random init) and the probes.
 Writes benchmarks/results/safety_quick.json (one entry per seed, written after each seed).
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/safety_quick.py --seeds 0 1 2
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/safety_quick.py --preset bench --seeds 0 \
+        --out benchmarks/results/safety_bench_seed0.json
 """
 
 from __future__ import annotations
@@ -31,31 +33,32 @@ from trajlab.core.io import write_json_atomic
 METHODS = ("concept", "decremental", "repedit")
 
 
-def one_seed(root: Path, seed: int) -> dict:
+def one_seed(root: Path, seed: int, preset: str = "quick") -> dict:
     timings, updates = {}, {}
     for role in ("unsafe", "oracle"):
         started = time.perf_counter()
-        done = train(SafeTrainConfig(role=role, seed=seed, out=str(root / role), overwrite=True), progress=False)
+        done = train(SafeTrainConfig(role=role, preset=preset, seed=seed, out=str(root / role), overwrite=True),
+                     progress=False)
         timings[role], updates[role] = time.perf_counter() - started, done["updates"]
     for method in METHODS:
         started = time.perf_counter()
-        done = unlearn(SafeUnlearnConfig(agent=str(root / "unsafe"), method=method, seed=seed,
+        done = unlearn(SafeUnlearnConfig(agent=str(root / "unsafe"), method=method, preset=preset, seed=seed,
                                          out=str(root / method), overwrite=True), progress=False)
         timings[method], updates[method] = time.perf_counter() - started, done["updates"]
     runs = tuple(str(root / name) for name in ("unsafe", "oracle", *METHODS))
-    suite = evaluate(SafeEvalConfig(runs=runs, oracle=str(root / "oracle"), seed=1000 + seed,
+    suite = evaluate(SafeEvalConfig(runs=runs, oracle=str(root / "oracle"), preset=preset, seed=1000 + seed,
                                     out=str(root / "eval"), overwrite=True))
     relearned = {}
     for method in METHODS:
         compare = (str(root / "oracle"),) if method == "concept" else ()
         found = relearn_test(SafeRelearnConfig(run=str(root / method), compare=compare,
-                                               random_init=method == "concept", seed=seed,
+                                               random_init=method == "concept", preset=preset, seed=seed,
                                                out=str(root / f"relearn_{method}"), overwrite=True))
         relearned.update({name: entry["updates"] for name, entry in found["relearn"].items()})
         threshold = found["threshold"]
     probes = probe(SafeProbeConfig(run=str(root / "repedit"), compare=(str(root / "concept"),
                                                                       str(root / "decremental")),
-                                   seed=seed, out=str(root / "probe"), overwrite=True))
+                                   preset=preset, seed=seed, out=str(root / "probe"), overwrite=True))
     return {"seed": seed, "policies": suite["policies"], "updates": updates, "wall_time_s": timings,
             "relearn_updates": relearned, "relearn_threshold": threshold, "probes": probes["models"]}
 
@@ -81,6 +84,7 @@ def markdown(results: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--preset", default="quick", help="configs/safe/<preset>.yaml (quick, bench, paper)")
     parser.add_argument("--root", type=Path, default=Path("runs/bench_safety_quick"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/safety_quick.json"))
     parser.add_argument("--table", action="store_true", help="print the Markdown table of --out and stop")
@@ -90,8 +94,8 @@ def main() -> None:
         return
     results = []
     for seed in args.seeds:
-        results.append(one_seed(args.root / f"seed{seed}", seed))
-        write_json_atomic(args.out, {"preset": "quick", "env_id": "SafetyPointGoal1-v0", "seeds": results})
+        results.append(one_seed(args.root / f"seed{seed}", seed, args.preset))
+        write_json_atomic(args.out, {"preset": args.preset, "env_id": "SafetyPointGoal1-v0", "seeds": results})
 
 
 if __name__ == "__main__":

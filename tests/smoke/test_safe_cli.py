@@ -99,3 +99,14 @@ def test_probe_fitted_on_another_model_is_rejected(unsafe_run, tmp_path, capsys)
                             "--out", str(tmp_path / "p")], capsys)
     assert code == 2 and "fitted on another model" in err
     assert not (tmp_path / "p").exists()
+
+
+def test_the_bench_preset_is_quick_with_more_experience():
+    from trajlab.commands.safe import load_safe_preset
+
+    bench, quick = load_safe_preset("bench"), load_safe_preset("quick")
+    assert bench.agent == quick.agent and bench.oracle == quick.oracle
+    def expert_steps(settings):
+        return settings.num_envs * settings.horizon * settings.unsafe_updates
+
+    assert expert_steps(bench) == 10 * expert_steps(quick)

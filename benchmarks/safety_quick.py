@@ -2,11 +2,11 @@
 
 For each seed: train the unsafe expert and the oracle, run the three methods from the expert, evaluate all five
 policies on the same env seeds, the relearn test (each method, the oracle, a random init) and the probes.
-Writes benchmarks/results/safety_quick.json (one entry per seed, written after each seed).
+Writes --out (default benchmarks/results/safety_quick.json; one entry per seed, written after each seed).
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/safety_quick.py --seeds 0 1 2
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/safety_quick.py --preset bench --seeds 0 \
-        --out benchmarks/results/safety_bench_seed0.json
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/safety_quick.py --preset bench --seeds 0 1 \
+        --root runs/safe_bench --out benchmarks/results/safety_bench.json
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ Writes --out (default benchmarks/results/safety_quick.json; one entry per seed, 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/safety_quick.py --seeds 0 1 2
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/safety_quick.py --preset bench --seeds 0 1 \
         --root runs/safe_bench --out benchmarks/results/safety_bench.json
+    (--reuse keeps the unsafe and oracle runs an interrupted run finished)
 """
 
 from __future__ import annotations
@@ -33,13 +34,25 @@ from trajlab.core.io import write_json_atomic
 METHODS = ("concept", "decremental", "repedit")
 
 
-def one_seed(root: Path, seed: int, preset: str = "quick") -> dict:
+def _finished_training(run: Path, role: str, preset: str, seed: int) -> dict | None:
+    """The result.json of a finished training run with these settings, or None."""
+    path = run / "result.json"
+    if not path.is_file():
+        return None
+    done = json.loads(path.read_text())
+    return done if (done.get("role"), done.get("preset"), done.get("seed")) == (role, preset, seed) else None
+
+
+def one_seed(root: Path, seed: int, preset: str = "quick", reuse: bool = False) -> dict:
     timings, updates = {}, {}
     for role in ("unsafe", "oracle"):
         started = time.perf_counter()
-        done = train(SafeTrainConfig(role=role, preset=preset, seed=seed, out=str(root / role), overwrite=True),
-                     progress=False)
-        timings[role], updates[role] = time.perf_counter() - started, done["updates"]
+        done = _finished_training(root / role, role, preset, seed) if reuse else None
+        if done is None:
+            done = train(SafeTrainConfig(role=role, preset=preset, seed=seed, out=str(root / role), overwrite=True),
+                         progress=False)
+            done["train_wall_time_s"] = time.perf_counter() - started
+        timings[role], updates[role] = done["train_wall_time_s"], done["updates"]
     for method in METHODS:
         started = time.perf_counter()
         done = unlearn(SafeUnlearnConfig(agent=str(root / "unsafe"), method=method, preset=preset, seed=seed,
@@ -87,6 +100,8 @@ def main() -> None:
     parser.add_argument("--preset", default="quick", help="configs/safe/<preset>.yaml (quick, bench, paper)")
     parser.add_argument("--root", type=Path, default=Path("runs/bench_safety_quick"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/safety_quick.json"))
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep an unsafe or oracle run already finished under --root with this preset and seed")
     parser.add_argument("--table", action="store_true", help="print the Markdown table of --out and stop")
     args = parser.parse_args()
     if args.table:
@@ -94,7 +109,7 @@ def main() -> None:
         return
     results = []
     for seed in args.seeds:
-        results.append(one_seed(args.root / f"seed{seed}", seed, args.preset))
+        results.append(one_seed(args.root / f"seed{seed}", seed, args.preset, args.reuse))
         write_json_atomic(args.out, {"preset": args.preset, "env_id": "SafetyPointGoal1-v0", "seeds": results})
 
 

@@ -128,12 +128,15 @@ def gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last_values:
 
 
 def rollout_batch(agent: PPOLagrangian, rollout: Rollout) -> RolloutBatch:
-    """The rollout flattened into one RolloutBatch with GAE advantages (reward's standardised, cost's centred)."""
+    """The rollout flattened into one RolloutBatch with GAE advantages (reward's standardised, cost's centred and,
+    with the agent's `standardize_cost_advantage`, scaled too)."""
     gamma, lam = agent.config.gamma, agent.config.gae_lambda
     adv_r, ret_r = gae(rollout.rewards, rollout.values_r, rollout.dones, rollout.last_values[0], gamma, lam)
     adv_c, ret_c = gae(rollout.costs, rollout.values_c, rollout.dones, rollout.last_values[1], gamma, lam)
     adv_r = (adv_r - adv_r.mean()) / (adv_r.std() + 1e-8)
-    adv_c = adv_c - adv_c.mean()  # not rescaled: lambda weighs cost against reward in comparable units
+    adv_c = adv_c - adv_c.mean()
+    if agent.config.standardize_cost_advantage:
+        adv_c = adv_c / (adv_c.std() + 1e-8)
     size = rollout.rewards.size
     flat = {name: _tensor(value.reshape(size, *value.shape[2:]), agent) for name, value in
             {"obs": rollout.observations, "act": rollout.actions, "logp": rollout.log_probs, "r": rollout.rewards,

@@ -57,6 +57,12 @@ class ConceptConfig:
     """K_D."""
     target_cost: float = 0.03
     """d, the allowed cost per step."""
+    entropy_coef: float | None = None
+    """Entropy bonus of the fine-tuning (None: the expert's)."""
+    lr: float | None = None
+    """Learning rate of the fine-tuning (None: the expert's)."""
+    standardize_cost_advantage: bool = False
+    """Scale the cost advantage to unit variance (see PPOLagrangianConfig)."""
 
 
 @dataclass(frozen=True)
@@ -125,8 +131,11 @@ def _envs(options: SafetyEnvOptions) -> SafetyVectorEnv:
 
 def run_concept(agent: Any, config: ConceptConfig, *, progress: bool = False) -> SafetyUnlearnResult:
     expert = _check_agent(agent)
+    kept = {name: value for name, value in (("entropy_coef", config.entropy_coef), ("lr", config.lr))
+            if value is not None}
     student = expert.with_options(use_cost=True, kp=config.kp, ki=config.ki, kd=config.kd,
-                                  target_cost=config.target_cost)
+                                  target_cost=config.target_cost,
+                                  standardize_cost_advantage=config.standardize_cost_advantage, **kept)
     envs = _envs(config.envs)
     history = train_onpolicy(student, envs, iterations=config.updates, horizon=config.envs.horizon,
                              seed=config.envs.seed, progress=progress)

@@ -52,6 +52,10 @@ class PPOLagrangianConfig:
     """PPO epochs over each rollout."""
     batch_size: int = 256
     """Minibatch size of the PPO epochs."""
+    standardize_cost_advantage: bool = False
+    """Scale the cost advantage to unit variance like the reward's (OmniSafe's default). False only centres it,
+    so its size tells how much cost an action adds; but then the Lagrangian-weighted advantage shrinks as lambda
+    grows (reward's share is divided by 1 + lambda, cost's is small) and the entropy bonus takes over."""
     max_grad_norm: float = 0.5
     """Gradient norm clipping of every update."""
     initial_log_std: float = -0.5

@@ -95,3 +95,49 @@ def test_update_on_nan_observations_is_a_one_line_error_and_leaves_the_weights()
     with pytest.raises(TrajlabError, match="not finite"):
         agent.update(batch)
     assert all(torch.equal(v, agent.model.state_dict()[k]) for k, v in before.items())
+
+
+def _rollout(steps=64, envs_count=2, seed=0):
+    from trajlab.training.onpolicy import Rollout
+
+    rng = np.random.default_rng(seed)
+    shape = (steps, envs_count)
+    costs = (rng.random(shape) < 0.3).astype(np.float32)
+    return Rollout(rng.normal(size=(*shape, 3)).astype(np.float32), rng.normal(size=(*shape, 2)).astype(np.float32),
+                   np.zeros(shape, np.float32), rng.normal(size=shape).astype(np.float32), costs,
+                   np.zeros(shape, np.float32), np.zeros(shape, np.float32), np.zeros(shape, np.float32),
+                   (np.zeros(envs_count, np.float32), np.zeros(envs_count, np.float32)))
+
+
+@pytest.mark.parametrize("standardize", [False, True])
+def test_cost_advantage_is_centred_and_scaled_only_when_asked(standardize):
+    from trajlab.training.onpolicy import gae, rollout_batch
+
+    config = PPOLagrangianConfig(hidden=(8,), standardize_cost_advantage=standardize)
+    agent = new_agent(PPOLagrangian, SpaceSpec(observation_dim=3, action_dim=2), config, seed=0)
+    rollout = _rollout()
+    batch = rollout_batch(agent, rollout)
+    raw, _ = gae(rollout.costs, rollout.values_c, rollout.dones, rollout.last_values[1], config.gamma,
+                 config.gae_lambda)
+    assert abs(float(batch.advantages_c.mean())) < 1e-5
+    expected_std = 1.0 if standardize else raw.std()
+    assert float(batch.advantages_c.std(unbiased=False)) == pytest.approx(expected_std, rel=1e-4)
+    assert float(batch.advantages_r.std(unbiased=False)) == pytest.approx(1.0, rel=1e-4)
+
+
+def test_concept_fine_tuning_takes_its_own_entropy_lr_and_cost_scaling(monkeypatch):
+    from trajlab.unlearning import safety
+
+    students = []
+    monkeypatch.setattr(safety, "_envs", lambda options: type("Closed", (), {"close": lambda self: None})())
+    monkeypatch.setattr(safety, "train_onpolicy", lambda student, *a, **k: students.append(student))
+    expert = new_agent(PPOLagrangian, SpaceSpec(observation_dim=3, action_dim=2),
+                       PPOLagrangianConfig(hidden=(8,), use_cost=False, entropy_coef=0.03), seed=0)
+    safety.run_concept(expert, safety.ConceptConfig(updates=1, entropy_coef=0.0, lr=1e-3,
+                                                    standardize_cost_advantage=True))
+    student = students[-1]
+    assert (student.config.entropy_coef, student.config.lr, student.config.use_cost) == (0.0, 1e-3, True)
+    assert student.config.standardize_cost_advantage
+    assert student.optimizers["model"].param_groups[0]["lr"] == 1e-3
+    safety.run_concept(expert, safety.ConceptConfig(updates=1))
+    assert students[-1].config.entropy_coef == 0.03  # None keeps the expert's

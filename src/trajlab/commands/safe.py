@@ -126,7 +126,7 @@ class SafeEvalConfig:
     preset: str = "quick"
     """configs/safe/<preset>.yaml (episodes, their length, GIF length)."""
     episodes: int | None = None
-    """Deterministic episodes per policy (None: the preset's)."""
+    """Evaluation episodes per policy (None: the preset's; the preset says whether they are deterministic)."""
     seed: int = 1000
     """Seed of the evaluation envs (the same for every policy)."""
     out: str = "runs/safe_eval"

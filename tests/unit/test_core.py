@@ -221,6 +221,19 @@ def test_a_preset_that_extends_another_states_only_what_it_changes(tmp_path, mon
     assert config.read_preset("demo", "again") == {"a": {"x": 1, "y": 20, "z": None}, "b": 6, "c": 7}
 
 
+def test_a_preset_can_be_a_users_yaml_file_extending_a_packaged_one(tmp_path, monkeypatch):
+    from trajlab.core import config
+
+    monkeypatch.setattr(config, "configs_root", lambda: tmp_path)
+    _write_presets(tmp_path, {"base": "a: {x: 1, y: 2}\nb: 5\n"})
+    mine = tmp_path / "elsewhere" / "mine.yaml"
+    mine.parent.mkdir()
+    mine.write_text("extends: base\na: {y: 3}\n")
+    assert config.read_preset("demo", str(mine)) == {"a": {"x": 1, "y": 3}, "b": 5}
+    with pytest.raises(TrajlabError, match="preset file .*missing.yaml not found"):
+        config.read_preset("demo", str(tmp_path / "missing.yaml"))
+
+
 def test_presets_that_extend_in_a_cycle_or_an_unknown_base_fail_in_one_line(tmp_path, monkeypatch):
     from trajlab.core import config
 

@@ -118,13 +118,22 @@ def configs_root() -> Path:
     return Path(__file__).resolve().parents[3] / "configs"
 
 
+def is_preset_file(preset: str) -> bool:
+    """A preset named by its own YAML file (a user's variant outside the packaged presets)."""
+    return preset.endswith((".yaml", ".yml"))
+
+
 def preset_path(system: str, preset: str) -> Path:
+    if is_preset_file(preset):
+        return Path(preset)
     return configs_root() / system / f"{preset}.yaml"
 
 
 def existing_preset(system: str, preset: str) -> Path:
-    """configs/<system>/<preset>.yaml, or a one-line error naming the presets there are."""
+    """configs/<system>/<preset>.yaml (or the file `preset` names), or a one-line error naming the presets."""
     path = preset_path(system, preset)
+    if is_preset_file(preset) and not path.is_file():
+        raise TrajlabError(f"preset file {preset} not found")
     if not path.is_file():
         available = sorted(p.stem for p in path.parent.glob("*.yaml")) if path.parent.is_dir() else []
         raise TrajlabError(f"unknown preset {preset!r} for {system}; available: {', '.join(available) or 'none'}")
@@ -132,8 +141,9 @@ def existing_preset(system: str, preset: str) -> Path:
 
 
 def read_preset(system: str, preset: str, *, seen: tuple[str, ...] = ()) -> dict[str, Any]:
-    """configs/<system>/<preset>.yaml as a dict. A preset with `extends: OTHER` is OTHER's values with its own
-    merged in key by key at any depth (its null values included), so a variant states only what it changes."""
+    """configs/<system>/<preset>.yaml (or the YAML file `preset` names) as a dict. A preset with `extends: OTHER`
+    is OTHER's values with its own merged in key by key at any depth (its null values included), so a variant
+    states only what it changes; OTHER is a packaged preset's name or another file."""
     if preset in seen:
         raise TrajlabError(f"presets of {system} extend one another in a cycle: {' -> '.join([*seen, preset])}")
     path = existing_preset(system, preset)

@@ -67,8 +67,11 @@ def seed(docs: ConfigDocs, default: int = 0) -> Any:
     return typer.Option(default, "--seed", help=docs["seed"])
 
 
+PRESET_FILE_HELP = " Or a YAML file of your own, which may start with `extends: PRESET` and state only what it changes."
+
+
 def preset(docs: ConfigDocs, default: str = "quick") -> Any:
-    return typer.Option(default, "--preset", help=docs["preset"])
+    return typer.Option(default, "--preset", help=docs["preset"] + PRESET_FILE_HELP)
 
 
 def out(docs: ConfigDocs, default: Any = ...) -> Any:

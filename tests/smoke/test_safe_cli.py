@@ -9,6 +9,7 @@ import pytest
 from trajlab.algos.base import new_agent, save_agent
 from trajlab.algos.online.sac import SAC, SACConfig
 from trajlab.cli import main
+from trajlab.core.config import load_yaml
 from trajlab.core.spec import SpaceSpec
 from trajlab.data.dataset import TransitionDataset
 from trajlab.unlearning.certificate import verify_certificate_hashes
@@ -55,6 +56,21 @@ def test_unlearn_concept_then_eval_with_a_gif(unsafe_run, tmp_path, capsys):
     assert rows[0].startswith("policy,episode,return,cost") and len(rows) == 3
 
 
+def test_set_changes_preset_values_and_the_run_records_them(unsafe_run, tmp_path, capsys):
+    out = tmp_path / "small"
+    code, stdout, err = run_cli(["safe", "train-unsafe", "--set", "unsafe_updates=1", "--set", "horizon=50",
+                                 "--set", "agent.hidden=[16, 16]", "--out", str(out), "--json"], capsys)
+    assert code == 0, err
+    result = json.loads(stdout)
+    assert result["updates"] == 1 and result["env_steps"] == 1 * 50 * 4
+    assert result["overrides"] == {"unsafe_updates": 1, "horizon": 50, "agent": {"hidden": [16, 16]}}
+    assert load_yaml(out / "config.yaml")["overrides"] == result["overrides"]
+    code, stdout, err = run_cli(["safe", "eval", str(out), "--set", "eval_episodes=1", "--set", "eval_max_steps=20",
+                                 "--no-gifs", "--out", str(tmp_path / "eval"), "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(stdout)["policies"]["small"]["episodes"] == 1
+
+
 def test_decremental_unlearns_the_episodes_named_by_id(unsafe_run, tmp_path, capsys):
     code, out, err = run_cli(["safe", "unlearn", "--agent", str(unsafe_run), "--method", "decremental", "--updates",
                               "1", "--forget", "0,5", "--out", str(tmp_path / "dec"), "--json"], capsys)
@@ -74,6 +90,9 @@ def test_decremental_unlearns_the_episodes_named_by_id(unsafe_run, tmp_path, cap
     (["safe", "train-unsafe", "--env", "Hopper-v5"], "not a Safety-Gymnasium task"),
     (["safe", "train-oracle", "--target-cost", "-0.5"], "target cost must be 0 or positive"),
     (["safe", "unlearn", "--agent", "{unsafe}", "--method", "nosuch"], "unknown safety unlearning method"),
+    (["safe", "unlearn", "--agent", "{unsafe}", "--set", "concept.nosuch=1"], "unknown option(s) nosuch"),
+    (["safe", "train-unsafe", "--set", "nosuch=1"], "unknown option(s) nosuch"),
+    (["safe", "train-unsafe", "--set", "horizon"], "--set expects KEY=VALUE"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, unsafe_run, tmp_path, capsys):
     out = tmp_path / "out"

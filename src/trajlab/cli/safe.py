@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from trajlab.cli import options
-from trajlab.cli.options import JSON, ConfigDocs, emit, on_interrupt
+from trajlab.cli.options import JSON, ConfigDocs, emit, nested_overrides, on_interrupt
 
 app = typer.Typer(no_args_is_help=True,
                   help="Remove an unsafe behaviour from a trained policy (SafetyPointGoal1-v0): an unsafe PPO "
@@ -20,14 +20,16 @@ EVAL = ConfigDocs("trajlab.commands.safe", "SafeEvalConfig")
 RELEARN = ConfigDocs("trajlab.commands.safe", "SafeRelearnConfig")
 PROBE = ConfigDocs("trajlab.commands.safe", "SafeProbeConfig")
 HINT = "the run directory was not written; rerun the command"
+SET_OPTION = typer.Option([], "--set", help=TRAIN["overrides"])
 
 
 def _train(role: str, env: str | None, preset: str, updates: int | None, target_cost: float | None, seed: int,
-           out: Path, overwrite: bool, threads: int | None, as_json: bool) -> None:
+           out: Path, overwrite: bool, threads: int | None, set_options: list[str], as_json: bool) -> None:
     from trajlab.commands.safe import SafeTrainConfig, train
 
     config = SafeTrainConfig(role=role, preset=preset, env_id=env, updates=updates, target_cost=target_cost,
-                             seed=seed, out=str(out), overwrite=overwrite, num_threads=threads)
+                             seed=seed, out=str(out), overwrite=overwrite, num_threads=threads,
+                             overrides=nested_overrides(set_options))
     with on_interrupt(HINT):
         emit(train(config), as_json, ("updates", "env_steps", "final_lagrange"))
 
@@ -41,6 +43,7 @@ def train_unsafe(
     out: Path = typer.Option(Path("runs/safe_unsafe"), "--out", help=TRAIN["out"]),
     overwrite: bool = options.overwrite(TRAIN),
     threads: int | None = typer.Option(1, "--threads", help=TRAIN["num_threads"]),
+    set_options: list[str] = SET_OPTION,
     as_json: bool = JSON,
 ) -> None:
     """Train the unsafe expert: PPO on reward alone (lambda fixed at 0).
@@ -49,7 +52,7 @@ def train_unsafe(
 
       trajlab safe train-unsafe --out runs/safe_unsafe
     """
-    _train("unsafe", env, preset, updates, None, seed, out, overwrite, threads, as_json)
+    _train("unsafe", env, preset, updates, None, seed, out, overwrite, threads, set_options, as_json)
 
 
 @app.command("train-oracle")
@@ -62,6 +65,7 @@ def train_oracle(
     out: Path = typer.Option(Path("runs/safe_oracle"), "--out", help=TRAIN["out"]),
     overwrite: bool = options.overwrite(TRAIN),
     threads: int | None = typer.Option(1, "--threads", help=TRAIN["num_threads"]),
+    set_options: list[str] = SET_OPTION,
     as_json: bool = JSON,
 ) -> None:
     """Train the oracle: PPO-Lagrangian from scratch with the PID controller and the target cost.
@@ -70,7 +74,7 @@ def train_oracle(
 
       trajlab safe train-oracle --out runs/safe_oracle
     """
-    _train("oracle", env, preset, updates, target_cost, seed, out, overwrite, threads, as_json)
+    _train("oracle", env, preset, updates, target_cost, seed, out, overwrite, threads, set_options, as_json)
 
 
 @app.command("unlearn")
@@ -84,6 +88,7 @@ def unlearn(
     out: Path = typer.Option(Path("runs/safe_unlearned"), "--out", help=UNLEARN["out"]),
     overwrite: bool = options.overwrite(UNLEARN),
     threads: int | None = typer.Option(1, "--threads", help=UNLEARN["num_threads"]),
+    set_options: list[str] = SET_OPTION,
     as_json: bool = JSON,
 ) -> None:
     """Remove the unsafe behaviour from the expert in --agent with one method.
@@ -93,13 +98,15 @@ def unlearn(
       trajlab safe unlearn --agent runs/safe_unsafe --method concept --out runs/safe_concept
 
       trajlab safe unlearn --agent runs/safe_unsafe --method repedit --out runs/safe_repedit
+
+      trajlab safe unlearn --agent runs/safe_unsafe --set concept.lr=1e-3 --out runs/safe_concept_lr
     """
     from trajlab.commands.safe import SafeUnlearnConfig
     from trajlab.commands.safe import unlearn as run_unlearn
 
     config = SafeUnlearnConfig(agent=str(agent), method=method, preset=preset, updates=updates,
                                forget_episode_ids=_ints(forget), seed=seed, out=str(out), overwrite=overwrite,
-                               num_threads=threads)
+                               num_threads=threads, overrides=nested_overrides(set_options))
     with on_interrupt(HINT):
         emit(run_unlearn(config), as_json, ("method", "updates", "wall_time_s"))
 
@@ -125,6 +132,7 @@ def evaluate(
     out: Path = typer.Option(Path("runs/safe_eval"), "--out", help=EVAL["out"]),
     overwrite: bool = options.overwrite(EVAL),
     gifs: bool = typer.Option(True, "--gifs/--no-gifs", help=EVAL["gifs"]),
+    set_options: list[str] = SET_OPTION,
     as_json: bool = JSON,
 ) -> None:
     """The policy suite: return, cost, cost rate, goal reaches (and KL to --oracle) of every RUN.
@@ -138,7 +146,7 @@ def evaluate(
 
     config = SafeEvalConfig(runs=tuple(str(r) for r in runs), oracle=None if oracle is None else str(oracle),
                             preset=preset, episodes=episodes, seed=seed, out=str(out), overwrite=overwrite,
-                            gifs=gifs)
+                            gifs=gifs, overrides=nested_overrides(set_options))
     emit(run_eval(config), as_json, ("policies.*.return", "policies.*.cost", "policies.*.cost_rate"))
 
 
@@ -153,6 +161,7 @@ def relearn(
     seed: int = options.seed(RELEARN),
     out: Path = typer.Option(Path("runs/safe_relearn"), "--out", help=RELEARN["out"]),
     overwrite: bool = options.overwrite(RELEARN),
+    set_options: list[str] = SET_OPTION,
     as_json: bool = JSON,
 ) -> None:
     """Fine-tune RUN on reward alone; count iterations until its cost rate exceeds the expert-based threshold.
@@ -165,7 +174,8 @@ def relearn(
 
     config = SafeRelearnConfig(run=str(run), expert=None if expert is None else str(expert),
                                compare=tuple(str(c) for c in compare), random_init=random_init, preset=preset,
-                               max_updates=max_updates, seed=seed, out=str(out), overwrite=overwrite)
+                               max_updates=max_updates, seed=seed, out=str(out), overwrite=overwrite,
+                               overrides=nested_overrides(set_options))
     with on_interrupt(HINT):
         emit(relearn_test(config), as_json, ("relearn.*.updates",))
 
@@ -180,6 +190,7 @@ def probe(
     seed: int = options.seed(PROBE),
     out: Path = typer.Option(Path("runs/safe_probe"), "--out", help=PROBE["out"]),
     overwrite: bool = options.overwrite(PROBE),
+    set_options: list[str] = SET_OPTION,
     as_json: bool = JSON,
 ) -> None:
     """Hazard-probe accuracy, shift along the expert's hazard direction and CKA of RUN (and --compare runs).
@@ -194,5 +205,5 @@ def probe(
     config = SafeProbeConfig(run=str(run), expert=None if expert is None else str(expert),
                              probe=None if probe_file is None else str(probe_file),
                              compare=tuple(str(c) for c in compare), preset=preset, seed=seed, out=str(out),
-                             overwrite=overwrite)
+                             overwrite=overwrite, overrides=nested_overrides(set_options))
     emit(run_probe(config), as_json, ("models.*.probe_accuracy", "models.*.hazard_shift", "models.*.cka"))

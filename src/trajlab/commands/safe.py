@@ -22,7 +22,7 @@ from trajlab.algos.online.ppo_lagrangian import PPOLagrangian, PPOLagrangianConf
 from trajlab.audit.probes import probe_report
 from trajlab.audit.relearn import relearn
 from trajlab.audit.safety_eval import evaluate_policies, write_episode_csv
-from trajlab.core.config import from_dict, load_preset, to_dict
+from trajlab.core.config import from_dict, merge_overrides, read_preset, to_dict
 from trajlab.core.errors import TrajlabError
 from trajlab.core.rundir import RunDirectory, agent_checkpoint
 from trajlab.core.seeding import set_threads
@@ -79,6 +79,8 @@ class SafeTrainConfig:
     """unsafe (PPO on reward alone) or oracle (PPO-Lagrangian from scratch under the target cost)."""
     preset: str = "quick"
     """configs/safe/<preset>.yaml (quick: CPU minutes; paper: the seed settings)."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Preset values to change: KEY=VALUE or SECTION.KEY=VALUE, e.g. concept.lr=1e-3 or eval_episodes=40."""
     env_id: str | None = None
     """Safety task (None: the preset's, SafetyPointGoal1-v0)."""
     updates: int | None = None
@@ -103,6 +105,8 @@ class SafeUnlearnConfig:
     """concept, decremental or repedit."""
     preset: str = "quick"
     """configs/safe/<preset>.yaml."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Preset values to change: KEY=VALUE or SECTION.KEY=VALUE, e.g. concept.lr=1e-3 or eval_episodes=40."""
     updates: int | None = None
     """Iterations of the method (None: the preset's)."""
     forget_episode_ids: tuple[int, ...] | None = None
@@ -125,6 +129,8 @@ class SafeEvalConfig:
     """The oracle's run: KL to it is measured on its visited states (None: no KL column)."""
     preset: str = "quick"
     """configs/safe/<preset>.yaml (episodes, their length, GIF length)."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Preset values to change: KEY=VALUE or SECTION.KEY=VALUE, e.g. concept.lr=1e-3 or eval_episodes=40."""
     episodes: int | None = None
     """Evaluation episodes per policy (None: the preset's; the preset says whether they are deterministic)."""
     seed: int = 1000
@@ -149,6 +155,8 @@ class SafeRelearnConfig:
     """Also test a freshly initialised agent."""
     preset: str = "quick"
     """configs/safe/<preset>.yaml."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Preset values to change: KEY=VALUE or SECTION.KEY=VALUE, e.g. concept.lr=1e-3 or eval_episodes=40."""
     max_updates: int | None = None
     """Give up after this many iterations (None: the preset's)."""
     seed: int = 0
@@ -173,6 +181,8 @@ class SafeProbeConfig:
     """More runs to probe on the same states."""
     preset: str = "quick"
     """configs/safe/<preset>.yaml."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Preset values to change: KEY=VALUE or SECTION.KEY=VALUE, e.g. concept.lr=1e-3 or eval_episodes=40."""
     seed: int = 0
     """Seed of the state collection and the probes' splits."""
     out: str = "runs/safe_probe"
@@ -182,8 +192,15 @@ class SafeProbeConfig:
 
 
 # --- shared pieces ---------------------------------------------------------------------------------------
-def load_safe_preset(preset: str) -> SafePreset:
-    return load_preset(SafePreset, "safe", preset)
+def load_safe_preset(preset: str, overrides: dict[str, Any] | None = None) -> SafePreset:
+    """configs/safe/<preset>.yaml (or a preset file) with `overrides` merged in at any depth."""
+    values = merge_overrides(read_preset("safe", preset), overrides or {}, keep_none=True)
+    return from_dict(SafePreset, values, where=f"safe/{preset}")
+
+
+def _preset_entries(config: SafeTrainConfig | SafeUnlearnConfig) -> dict[str, Any]:
+    """The result's record of the preset, with the --set values that changed it."""
+    return {"preset": config.preset, **({"overrides": config.overrides} if config.overrides else {})}
 
 
 def load_safety_agent(run: str | Path) -> PPOLagrangian:
@@ -263,7 +280,7 @@ def train(config: SafeTrainConfig, *, progress: bool = True) -> dict[str, Any]:
         raise TrajlabError(f"role must be unsafe or oracle, got {config.role!r}")
     if config.target_cost is not None and config.target_cost < 0:
         raise TrajlabError(f"target cost must be 0 or positive, got {config.target_cost}")
-    preset = load_safe_preset(config.preset)
+    preset = load_safe_preset(config.preset, config.overrides)
     env_id = config.env_id or preset.env_id
     check_safety_env(env_id)
     updates = config.updates or (preset.unsafe_updates if config.role == "unsafe" else preset.oracle_updates)
@@ -282,7 +299,7 @@ def train(config: SafeTrainConfig, *, progress: bool = True) -> dict[str, Any]:
                                  log=run.log_metrics, on_iteration=checkpoint, progress=progress)
         envs.close()
         save_agent(run.checkpoint_path("final"), agent, {"env_id": env_id, "role": config.role})
-        result = {"role": config.role, "env_id": env_id, "preset": config.preset, "seed": config.seed,
+        result = {"role": config.role, "env_id": env_id, **_preset_entries(config), "seed": config.seed,
                   "updates": updates, "env_steps": updates * preset.horizon * preset.num_envs,
                   "final_lagrange": agent.lagrange, **_history_result(history)}
         result = _finish(run, result, f"Safety: {config.role} policy on {env_id}")
@@ -318,7 +335,7 @@ def unlearn(config: SafeUnlearnConfig, *, progress: bool = True) -> dict[str, An
     expert = load_safety_agent(config.agent)
     env_id = run_env(config.agent)
     check_safety_env(env_id)
-    preset = load_safe_preset(config.preset)
+    preset = load_safe_preset(config.preset, config.overrides)
     settings = method_config(preset, config, env_id)
     set_threads(config.num_threads)
     stored = {**to_dict(config), "env_id": env_id}
@@ -333,7 +350,7 @@ def unlearn(config: SafeUnlearnConfig, *, progress: bool = True) -> dict[str, An
             outcome.probe.save(run.path / "hazard_probe.json")
         if outcome.dataset is not None:
             _certify(run, outcome, config, settings, time.perf_counter() - started)
-        result = {"method": config.method, "env_id": env_id, "agent": config.agent, "preset": config.preset,
+        result = {"method": config.method, "env_id": env_id, "agent": config.agent, **_preset_entries(config),
                   "seed": config.seed, **outcome.details, "wall_time_s": time.perf_counter() - started,
                   **_history_result(outcome.history)}
         result = _finish(run, result, f"Safety unlearning ({config.method}) on {env_id}")
@@ -373,7 +390,7 @@ def evaluate(config: SafeEvalConfig) -> dict[str, Any]:
     env_id = run_env(config.runs[0])
     check_safety_env(env_id)
     oracle = None if config.oracle is None else load_safety_agent(config.oracle)
-    preset = load_safe_preset(config.preset)
+    preset = load_safe_preset(config.preset, config.overrides)
     episodes = config.episodes or preset.eval_episodes
     with staged_run(config.out, to_dict(config), command="safe eval", overwrite=config.overwrite) as run:
         states = None
@@ -405,7 +422,7 @@ def relearn_test(config: SafeRelearnConfig) -> dict[str, Any]:
     env_id = run_env(expert_run)
     models = {name: load_safety_agent(run) for name, run in
               zip(_names((config.run, *config.compare)), (config.run, *config.compare), strict=True)}
-    preset = load_safe_preset(config.preset)
+    preset = load_safe_preset(config.preset, config.overrides)
     max_updates = config.max_updates or preset.relearn_max_updates
     set_threads(config.num_threads)
     if config.random_init:
@@ -434,7 +451,7 @@ def probe(config: SafeProbeConfig) -> dict[str, Any]:
     env_id = run_env(expert_run)
     models = {name: load_safety_agent(run) for name, run in
               zip(_names((config.run, *config.compare)), (config.run, *config.compare), strict=True)}
-    preset = load_safe_preset(config.preset)
+    preset = load_safe_preset(config.preset, config.overrides)
     given = None if config.probe is None else HazardProbe.load(config.probe)
     if given is not None:
         given.check_model(expert)

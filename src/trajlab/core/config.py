@@ -153,7 +153,7 @@ def read_preset(system: str, preset: str, *, seen: tuple[str, ...] = ()) -> dict
     base = values.pop("extends", None)
     if base is None:
         return values
-    return _merge_overrides(read_preset(system, str(base), seen=(*seen, preset)), values, keep_none=True)
+    return merge_overrides(read_preset(system, str(base), seen=(*seen, preset)), values, keep_none=True)
 
 
 def load_preset(cls: type[C], system: str, preset: str, **overrides: Any) -> C:
@@ -173,7 +173,7 @@ def load_yaml(path: str | Path) -> Any:
         raise TrajlabError(f"{path}: cannot read ({error.strerror})") from None
 
 
-def _merge_overrides(base: dict[str, Any], overrides: dict[str, Any], *,
+def merge_overrides(base: dict[str, Any], overrides: dict[str, Any], *,
                      keep_none: bool = False) -> dict[str, Any]:
     """`base` with `overrides` merged in key by key, at any depth; None values leave the base's unless
     `keep_none`."""
@@ -181,7 +181,7 @@ def _merge_overrides(base: dict[str, Any], overrides: dict[str, Any], *,
     for key, value in overrides.items():
         if isinstance(value, dict):
             inner = merged.get(key) if isinstance(merged.get(key), dict) else {}
-            merged[key] = _merge_overrides(inner, value, keep_none=keep_none)
+            merged[key] = merge_overrides(inner, value, keep_none=keep_none)
         elif value is not None or keep_none:
             merged[key] = value
     return merged
@@ -193,6 +193,6 @@ def load_nested_preset(cls: type, system: str, preset: str, overrides: dict[str,
     key by key; None values leave the preset's."""
     loaded = read_preset(system, preset)
     values = dict((loaded.get(section) or {}) if section is not None else loaded)
-    values = _merge_overrides(values, overrides)
+    values = merge_overrides(values, overrides)
     where = f"{system}/{preset}" + ("" if section is None else f".{section}")
     return from_dict(cls, {**values, "preset": preset}, where=where)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -246,3 +247,15 @@ def test_presets_that_extend_in_a_cycle_or_an_unknown_base_fail_in_one_line(tmp_
         config.read_preset("demo", "lost")
     with pytest.raises(TrajlabError, match="must be a mapping"):
         config.read_preset("demo", "listed")
+
+
+def test_set_options_nest_at_any_depth_and_refuse_a_key_that_is_both_value_and_section():
+    from trajlab.cli.options import nested_overrides
+
+    assert nested_overrides(["a=1", "b.c=[1, 2]", "b.d.e=x", "b.d.f=0.5"]) == \
+        {"a": 1, "b": {"c": [1, 2], "d": {"e": "x", "f": 0.5}}}
+    for pairs, message in ((["b=1", "b.c=2"], "b is given a value and sub-keys"),
+                           (["b.c=2", "b=1"], "b is given a value and sub-keys"),
+                           (["b..c=1"], "empty name between dots"), (["c"], "--set expects KEY=VALUE")):
+        with pytest.raises(TrajlabError, match=re.escape(message)):
+            nested_overrides(pairs)

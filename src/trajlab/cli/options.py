@@ -110,14 +110,23 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 
 def nested_overrides(pairs: list[str]) -> dict[str, Any]:
-    """--set trajdeleter.forget_steps=400 -> {"trajdeleter": {"forget_steps": 400}} (values parsed as YAML)."""
+    """--set trajdeleter.forget_steps=400 -> {"trajdeleter": {"forget_steps": 400}}, at any depth (values parsed
+    as YAML); a key given both a value and sub-keys is refused."""
+    from trajlab.core.errors import TrajlabError
+
     nested: dict[str, Any] = {}
     for key, value in parse_overrides(pairs).items():
-        section, _, field = key.rpartition(".")
-        if section:
-            nested.setdefault(section, {})[field] = value
-        else:
-            nested[key] = value
+        *sections, field = key.split(".")
+        if not all(part.strip() for part in key.split(".")):
+            raise TrajlabError(f"--set {key}: empty name between dots")
+        node = nested
+        for depth, section in enumerate(sections):
+            node = node.setdefault(section, {})
+            if not isinstance(node, dict):
+                raise TrajlabError(f"--set {key}: {'.'.join(sections[:depth + 1])} is given a value and sub-keys")
+        if isinstance(node.get(field), dict):
+            raise TrajlabError(f"--set {key}: {key} is given a value and sub-keys")
+        node[field] = value
     return nested
 
 

@@ -52,3 +52,42 @@ def test_negative_episodes_never_end_on_the_ball_and_are_seeded():
     assert len(a.frames) == len(collect_episode(5, True, config, np.random.default_rng(1)).frames)
     short = collect_episode(5, False, GridWorldConfig(match_lengths=False), np.random.default_rng(1))
     assert 15 <= len(short.frames) <= config.max_steps // 2
+
+
+def _faces_ball_marker(env: object, tile_size: int) -> np.ndarray:
+    """A 1-pixel frame that says whether the agent faces the ball in it (255) or not (0)."""
+    facing = tuple(int(v) for v in env.front_pos) == tuple(int(v) for v in env.obj.cur_pos)
+    return np.full((1, 1, 3), 255 if facing else 0, dtype=np.uint8)
+
+
+def test_negatives_that_unlock_the_door_never_end_facing_the_ball(monkeypatch):
+    from trajlab.explain import gridworld
+
+    monkeypatch.setattr(gridworld, "_frame", _faces_ball_marker)
+    config = GridWorldConfig(key_then_wander_fraction=1.0, key_then_door_fraction=1.0, match_lengths=False)
+    faced = 0
+    for seed in range(200, 280):  # 208, 248 and 263 reach the ball in their last step
+        episode = collect_episode(seed, False, config, np.random.default_rng(seed))
+        marks = episode.frames[:, 0, 0, 0]
+        assert marks[-1] == 0 and episode.label == 0
+        faced += int(marks.any())
+    assert faced > 0  # the walks do reach the ball, so the turn-away is exercised
+
+
+def test_unlock_door_negative_opens_the_locked_door():
+    env = _env()
+    env.reset(seed=2)
+    door = _find(env, "door")
+    from trajlab.explain.gridworld import negative_episode
+
+    frames = negative_episode(env, 4, 60, True, np.random.default_rng(0), unlock_door=True)
+    assert not env.grid.get(*door).is_locked and env.carrying is not None and env.carrying.type == "key"
+    assert len(frames) in (60, 61)
+
+
+def test_default_mix_draws_no_extra_random_numbers():
+    """key_then_door_fraction 0 must leave the random stream (and so the quick datasets) as they were."""
+    a, b = np.random.default_rng(7), np.random.default_rng(7)
+    collect_episode(4, False, GridWorldConfig(key_then_wander_fraction=1.0), a)
+    collect_episode(4, False, GridWorldConfig(key_then_wander_fraction=1.0, key_then_door_fraction=0.0), b)
+    assert a.random() == b.random()

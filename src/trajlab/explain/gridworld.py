@@ -3,8 +3,10 @@
 Positive episodes (label 1) follow shortest paths: to the key, pick it up, to the locked door, unlock it, through
 it to the ball, ending when the agent faces the ball from the next cell ("reaches" it; the agent still carries
 the key, so it could not pick the ball up without a drop, which adds nothing to explain). Negative episodes
-(label 0) are mostly random walks of the same length range, some fetch the key and then wander; an episode
-labelled 0 never ends facing the ball.
+(label 0) are mostly random walks of the same length range, some fetch the key and then wander, and of those some
+unlock the door first; an episode labelled 0 never ends facing the ball. The authors' data generation has 15% of
+the negatives fetch the key and half of those unlock the door (`key_then_wander_fraction` 0.15,
+`key_then_door_fraction` 0.5, the paper preset); the quick and bench presets keep 0.3 and 0.
 
 Frame t is the observation before action t, the last frame the one after the last action. Ground-truth
 critical frames of a positive episode (three per episode):
@@ -39,6 +41,8 @@ class GridWorldConfig:
     """Share of positive (key, door, ball) episodes."""
     key_then_wander_fraction: float = 0.3
     """Share of the negative episodes that fetch the key before they wander."""
+    key_then_door_fraction: float = 0.0
+    """Share of those key-fetching negatives that also go to the locked door and unlock it before they wander."""
     max_steps: int = 80
     """Longest episode in frames."""
     match_lengths: bool = True
@@ -146,19 +150,27 @@ def positive_episode(env: object, tile_size: int) -> tuple[list[np.ndarray], tup
 
 
 def negative_episode(env: object, tile_size: int, length: int, fetch_key: bool,
-                     rng: np.random.Generator) -> list[np.ndarray]:
-    """A random walk of about `length` frames (after fetching the key when `fetch_key`) that never faces the ball."""
+                     rng: np.random.Generator, unlock_door: bool = False) -> list[np.ndarray]:
+    """A random walk of about `length` frames (after fetching the key when `fetch_key`, and unlocking the door
+    when `unlock_door` too) that never ends facing the ball."""
     rec = _Recorder(env, tile_size)
     if fetch_key:
+        door = _find(env, "door")  # found while still locked
         rec.go(_find(env, "key"))
         rec.act(PICKUP)
+        if unlock_door:
+            rec.go(door)
+            rec.act(TOGGLE)
     ball = tuple(int(v) for v in env.obj.cur_pos)
+    facing_ball = set()
     while rec.step < length - 1:
         # forward twice as often as each turn: a walk that explores instead of spinning on the spot
         rec.act(int(rng.choice([LEFT, RIGHT, FORWARD, FORWARD, PICKUP, TOGGLE], p=[.2, .2, .25, .25, .05, .05])))
         if tuple(int(v) for v in env.front_pos) == ball:
+            facing_ball.add(rec.step)
             rec.act(LEFT)  # turn away: a failure episode must not end on the goal
-    return rec.frames[:max(length, 1)]
+    end = max(length, 1)
+    return rec.frames[:end + 1 if end - 1 in facing_ball else end]
 
 
 def collect_episode(seed: int, positive: bool, config: GridWorldConfig, rng: np.random.Generator,
@@ -173,7 +185,10 @@ def collect_episode(seed: int, positive: bool, config: GridWorldConfig, rng: np.
     short = int(rng.integers(15, config.max_steps // 2 + 1))
     length = _matched_length(seed, config) if config.match_lengths else short
     fetch = bool(rng.random() < config.key_then_wander_fraction)
-    return EpisodeVideo(np.stack(negative_episode(env, config.tile_size, length, fetch, rng)), 0, (), split)
+    # drawn only when asked for, so the default settings keep their random stream (and their datasets)
+    unlock = fetch and config.key_then_door_fraction > 0 and bool(rng.random() < config.key_then_door_fraction)
+    frames = negative_episode(env, config.tile_size, length, fetch, rng, unlock_door=unlock)
+    return EpisodeVideo(np.stack(frames), 0, (), split)
 
 
 def _matched_length(seed: int, config: GridWorldConfig) -> int:

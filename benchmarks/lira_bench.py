@@ -5,7 +5,8 @@ One seeded pipeline, every agent scored by the same shadows:
 1. plant `--canaries` canary trajectories in a copy of the dataset (trajlab.audit.canaries): the population;
 2. train the original on the whole population (`--algo`, `--agent-preset`, `--train-steps` updates);
 3. the forget set: the last `--fraction` of the dataset's own episodes (the TrajDeleter paper's protocol) and
-   every canary; unlearn it with retraining (the non-member reference) and TrajDeleter (the forget preset's);
+   every canary; unlearn it with retraining (the non-member reference) and TrajDeleter (the forget preset's;
+   with `--neighbours` also its `forget_actions=neighbours` variant, the backdoor section's);
 4. `--shadows` shadows trained from scratch like the original, each on a balanced random half of the
    population (lira_statistics.shadow: the library's seeds), every shadow scoring every trajectory with each
    statistic; per statistic the library's leave-one-shadow-out calibration gives the test's own error rates;
@@ -25,6 +26,7 @@ import json
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +71,8 @@ def main() -> None:
     parser.add_argument("--controls", type=int, default=40)
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--neighbours", action="store_true",
+                        help="also unlearn with TrajDeleter's forget_actions=neighbours variant")
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -94,11 +98,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     agents, timings = {"original": original}, {"original": trained["wall_time_s"]}
     settings = load_forget_config(args.forget_preset, agent=trained["checkpoint"], dataset=population_path,
                                   out="unused", seed=SEED)
-    for method in ("retrain", "trajdeleter"):
+    for name, (method, config) in unlearning_arms(settings, args.neighbours).items():
         started = time.perf_counter()
-        agents[method] = METHODS.get(method).function(original, population, forget, method_config(settings, method))
-        timings[method] = time.perf_counter() - started
-        save_agent(args.work / f"{method}.safetensors", agents[method], {"method": method})
+        agents[name] = METHODS.get(method).function(original, population, forget, config)
+        timings[name] = time.perf_counter() - started
+        save_agent(args.work / f"{name}.safetensors", agents[name], {"method": method})
     statistics, masks, timings["shadows"] = shadows(trained["checkpoint"], population_path, population, args)
     np.savez(args.work / "shadow_statistics.npz", masks=masks, **statistics)
     controls = np.array(control_ids(population.episode_id_list, forget.tolist(), args.controls, args.controls, SEED))
@@ -113,6 +117,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "wall_time_s": timings, "statistics": {
                 name: score_statistic(name, statistics[name], masks, original, population, agents, groups, forget,
                                       controls, args.shadows) for name in STATISTICS}}
+
+
+def unlearning_arms(settings: Any, neighbours: bool) -> dict[str, tuple[str, Any]]:
+    """Agent name -> (registered method, its config): retraining, the paper's TrajDeleter, and the variant."""
+    arms = {method: (method, method_config(settings, method)) for method in ("retrain", "trajdeleter")}
+    if neighbours:
+        arms["trajdeleter-neighbours"] = ("trajdeleter", replace(arms["trajdeleter"][1], forget_actions="neighbours"))
+    return arms
 
 
 def shadows(checkpoint: str, population_path: str, population: TransitionDataset, args: argparse.Namespace

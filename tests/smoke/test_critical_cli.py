@@ -162,6 +162,16 @@ def test_resume_after_an_interrupt_repeats_the_uninterrupted_run(trained, tmp_pa
     assert len(rows) == 1 + 4  # header and one row per update
 
 
+def test_set_epochs_is_kept_and_a_set_key_with_its_own_option_is_refused(trained, tmp_path, capsys):
+    base = ["critical", "train", trained / "data", *TINY]
+    # --set dsi.epochs is not erased by --epochs left unset: two epochs of 9 training episodes in batches of 8
+    assert cli(*base, "--out", tmp_path / "two", "--set", "dsi.epochs=2", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["updates"] == 4
+    assert cli(*base, "--out", tmp_path / "sel", "--set", "select=last") == 2
+    assert "--set select: select has its own option (--select)" in capsys.readouterr().err
+    assert not (tmp_path / "sel").exists()
+
+
 def test_train_refuses_bad_objective_settings_before_writing(trained, tmp_path, capsys):
     base = ["critical", "train", trained / "data", "--epochs", 1, *TINY]
     assert cli(*base, "--out", tmp_path / "a", "--set", "dsi.reverse_target=confused") == 2

@@ -259,3 +259,18 @@ def test_set_options_nest_at_any_depth_and_refuse_a_key_that_is_both_value_and_s
                            (["b..c=1"], "empty name between dots"), (["c"], "--set expects KEY=VALUE")):
         with pytest.raises(TrajlabError, match=re.escape(message)):
             nested_overrides(pairs)
+
+
+def test_command_options_go_over_set_without_erasing_it():
+    from trajlab.cli.options import with_options
+
+    given = {"dsi": {"epochs": 6, "l1": 2.0}, "val_fraction": 0.2}
+    # an option left at None keeps the --set value; a given one wins inside its section
+    assert with_options(given, out="o", dsi={"epochs": None}) == \
+        {"dsi": {"epochs": 6, "l1": 2.0}, "val_fraction": 0.2, "out": "o"}
+    assert with_options(given, dsi={"epochs": 3})["dsi"] == {"epochs": 3, "l1": 2.0}
+    assert given["dsi"]["epochs"] == 6  # the caller's dict is not changed
+    with pytest.raises(TrajlabError, match=re.escape("--set seed: seed has its own option (--seed)")):
+        with_options({"seed": 3}, seed=0)
+    with pytest.raises(TrajlabError, match=re.escape("--set dsi: dsi is a section")):
+        with_options({"dsi": 1}, dsi={"epochs": None})

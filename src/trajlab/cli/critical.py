@@ -7,7 +7,15 @@ from pathlib import Path
 import typer
 
 from trajlab.cli import options
-from trajlab.cli.options import JSON, NO_RESUME_HINT, ConfigDocs, emit, nested_overrides, on_interrupt
+from trajlab.cli.options import (
+    JSON,
+    NO_RESUME_HINT,
+    ConfigDocs,
+    emit,
+    nested_overrides,
+    on_interrupt,
+    with_options,
+)
 
 app = typer.Typer(help="Critical states from episode videos (Deep State Identifier): a return predictor and a "
                        "per-frame mask learned from outcome labels only, scored by F1 at a tolerance.",
@@ -50,9 +58,9 @@ def data(
     """
     from trajlab.commands.critical import DataConfig, load_critical_config, run_data
 
-    config = load_critical_config(DataConfig, "data", preset, out=str(out), env=env, episodes=episodes,
-                                  test_episodes=test_episodes, seed=seed, overwrite=overwrite,
-                                  **nested_overrides(set_options))
+    config = load_critical_config(DataConfig, "data", preset, **with_options(
+        nested_overrides(set_options), out=str(out), env=env, episodes=episodes, test_episodes=test_episodes,
+        seed=seed, overwrite=overwrite))
     with on_interrupt(NO_RESUME_HINT):
         emit(run_data(config), as_json, headline=("episodes.*",))
 
@@ -84,11 +92,9 @@ def train(
     """
     from trajlab.commands.critical import TrainConfig, load_critical_config, run_train
 
-    overrides = nested_overrides(set_options)
-    overrides["dsi"] = {**overrides.get("dsi", {}), "epochs": epochs}
-    config = load_critical_config(TrainConfig, "train", preset, data=str(data), out=str(out), seed=seed,
-                                  threads=threads, device=device, overwrite=overwrite, resume=resume,
-                                  select=select, **overrides)
+    config = load_critical_config(TrainConfig, "train", preset, **with_options(
+        nested_overrides(set_options), data=str(data), out=str(out), seed=seed, threads=threads, device=device,
+        overwrite=overwrite, resume=resume, select=select, dsi={"epochs": epochs}))
     with on_interrupt("rerun with --resume to continue from the last finished epoch"):
         emit(run_train(config), as_json)
 

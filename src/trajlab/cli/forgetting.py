@@ -8,7 +8,15 @@ from typing import Any
 import typer
 
 from trajlab.cli import options
-from trajlab.cli.options import JSON, NO_RESUME_HINT, ConfigDocs, emit, nested_overrides, on_interrupt
+from trajlab.cli.options import (
+    JSON,
+    NO_RESUME_HINT,
+    ConfigDocs,
+    emit,
+    nested_overrides,
+    on_interrupt,
+    with_options,
+)
 
 app = typer.Typer()
 
@@ -36,11 +44,9 @@ def _auditor_overrides(set_options: list[str], shadows: int | None, executor: st
                        controls: int | None, test: str = "trajauditor") -> dict[str, Any]:
     """--set overrides with the auditor's own options merged into the chosen test's section (auditor for
     trajauditor, lira for lira)."""
-    overrides = nested_overrides(set_options)
     section = "lira" if test == "lira" else "auditor"
-    overrides[section] = {**overrides.get(section, {}), "num_shadows": shadows, "executor": executor,
-                          "control_episodes": controls}
-    return overrides
+    return with_options(nested_overrides(set_options),
+                        **{section: {"num_shadows": shadows, "executor": executor, "control_episodes": controls}})
 
 
 def _episode_list(text: str | None) -> tuple[int, ...] | None:
@@ -107,13 +113,13 @@ def forget(
 
     overrides = _auditor_overrides(set_options, shadows, executor, controls, test)
     config = load_forget_config(
-        preset, **{**overrides, **dict(
+        preset, **with_options(overrides, **dict(
             agent=str(agent), dataset=str(dataset), out=str(out), method=method,
             episodes=_episode_list(episodes), episodes_file=_optional(episodes_file),
             fraction=fraction, episodes_from=_optional(episodes_from), worst=worst, by=by,
             seed=seed, audit=audit, test=test, canaries=canaries, evaluate=evaluate,
             compare_retrain=retrain,
-            eval_episodes=eval_episodes, device=device, threads=threads, overwrite=overwrite)},
+            eval_episodes=eval_episodes, device=device, threads=threads, overwrite=overwrite)),
     )
     with on_interrupt(NO_RESUME_HINT):
         emit(run(config), as_json, headline=FORGET_HEADLINE)
@@ -155,11 +161,11 @@ def audit(
 
     overrides = _auditor_overrides(set_options, shadows, executor, controls, test)
     config = load_audit_config(
-        preset, **{**overrides, **dict(
+        preset, **with_options(overrides, **dict(
             agent=str(agent), dataset=str(dataset), episodes=_episode_list(episodes),
             episodes_file=_optional(episodes_file), reference_dataset=_optional(reference_dataset),
             original=_optional(original), out=_optional(out), test=test, canaries=canaries, device=device,
-            threads=threads, overwrite=overwrite)},
+            threads=threads, overwrite=overwrite)),
     )
     with on_interrupt(NO_RESUME_HINT):
         emit(run(config), as_json)
@@ -192,13 +198,12 @@ def poison(
     """
     from trajlab.commands.poison import load_poison_config, run
 
-    overrides = nested_overrides(set_options)
-    overrides["poison"] = {**overrides.get("poison", {}), "fraction": fraction}
+    overrides = with_options(nested_overrides(set_options), poison={"fraction": fraction})
     chosen = None if methods is None else tuple(name.strip() for name in methods.split(",") if name.strip())
     config = load_poison_config(
-        preset, **{**overrides, **dict(
+        preset, **with_options(overrides, **dict(
             dataset=str(dataset), out=str(out), algo=algo, train_steps=train_steps, methods=chosen, seed=seed,
-            device=device, threads=threads, overwrite=overwrite)},
+            device=device, threads=threads, overwrite=overwrite)),
     )
     with on_interrupt(NO_RESUME_HINT):
         emit(run(config), as_json, headline=POISON_HEADLINE)

@@ -130,6 +130,26 @@ def nested_overrides(pairs: list[str]) -> dict[str, Any]:
     return nested
 
 
+def with_options(overrides: dict[str, Any], **options: Any) -> dict[str, Any]:
+    """--set overrides with the command's own options on top. A section given as a dict merges key by key, and an
+    option left at None keeps the --set value (or the preset's); a --set key that has its own option is refused,
+    since the option's default would otherwise override it without a word."""
+    from trajlab.core.errors import TrajlabError
+
+    merged = dict(overrides)
+    for key, value in options.items():
+        if isinstance(value, dict):
+            given = merged.get(key, {})
+            if not isinstance(given, dict):
+                raise TrajlabError(f"--set {key}: {key} is a section; set its keys ({key}.NAME=VALUE)")
+            merged[key] = {**given, **{name: v for name, v in value.items() if v is not None}}
+        elif key in merged:
+            raise TrajlabError(f"--set {key}: {key} has its own option (--{key.replace('_', '-')}); use that")
+        else:
+            merged[key] = value
+    return merged
+
+
 # --- printing results ----------------------------------------------------------------------------------------
 def emit(result: dict[str, Any], as_json: bool, headline: Sequence[str] = ()) -> None:
     """Print a command's result on stdout: with --json only the JSON, else one `key  value` row per top-level

@@ -8,7 +8,15 @@ from pathlib import Path
 import typer
 
 from trajlab.cli import options
-from trajlab.cli.options import JSON, NO_RESUME_HINT, ConfigDocs, emit, nested_overrides, on_interrupt
+from trajlab.cli.options import (
+    JSON,
+    NO_RESUME_HINT,
+    ConfigDocs,
+    emit,
+    nested_overrides,
+    on_interrupt,
+    with_options,
+)
 from trajlab.core.errors import TrajlabError
 
 app = typer.Typer(help="Differentially private synthetic transitions (PrivTranR): a diffusion model pre-trained "
@@ -64,9 +72,9 @@ def pretrain(
     """
     from trajlab.commands.synth import PretrainConfig, load_synth_config, run_pretrain
 
-    config = load_synth_config(PretrainConfig, "pretrain", preset, public=list(_paths(public)), out=str(out),
-                               steps=steps, seed=seed, threads=threads, overwrite=overwrite,
-                               **nested_overrides(set_options))
+    config = load_synth_config(PretrainConfig, "pretrain", preset, **with_options(
+        nested_overrides(set_options), public=list(_paths(public)), out=str(out), steps=steps, seed=seed,
+        threads=threads, overwrite=overwrite))
     with on_interrupt(NO_RESUME_HINT):
         emit(run_pretrain(config), as_json)
 
@@ -104,12 +112,10 @@ def finetune(
     """
     from trajlab.commands.synth import FinetuneConfig, load_synth_config, run_finetune
 
-    overrides = nested_overrides(set_options)
-    overrides["dp"] = {**overrides.get("dp", {}), "epsilon": epsilon, "delta": delta, "epochs": epochs,
-                       "batch_size": batch_size}
-    config = load_synth_config(FinetuneConfig, "finetune", preset, pretrained=str(pretrained), private=str(private),
-                               out=str(out), seed=seed, threads=threads, overwrite=overwrite,
-                               private_training=private_training, **overrides)
+    config = load_synth_config(FinetuneConfig, "finetune", preset, **with_options(
+        nested_overrides(set_options), pretrained=str(pretrained), private=str(private), out=str(out), seed=seed,
+        threads=threads, overwrite=overwrite, private_training=private_training,
+        dp={"epsilon": epsilon, "delta": delta, "epochs": epochs, "batch_size": batch_size}))
     with on_interrupt(NO_RESUME_HINT):
         emit(run_finetune(config), as_json, headline=("privacy.*",))
 

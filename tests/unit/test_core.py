@@ -274,3 +274,13 @@ def test_command_options_go_over_set_without_erasing_it():
         with_options({"seed": 3}, seed=0)
     with pytest.raises(TrajlabError, match=re.escape("--set dsi: dsi is a section")):
         with_options({"dsi": 1}, dsi={"epochs": None})
+
+
+def test_threads_restored_puts_the_thread_count_back():
+    from trajlab.core.seeding import set_threads, threads_restored
+
+    before = torch.get_num_threads()
+    with threads_restored():
+        set_threads(before + 1)
+        assert torch.get_num_threads() == before + 1
+    assert torch.get_num_threads() == before

@@ -483,15 +483,19 @@ def quickstart_step(out_dir: Path, *, seed: int) -> dict[str, Any]:
     """Data, training, evaluation and one explained episode at a reduced quick preset (a few minutes on 2
     cores; F1 here varies more between seeds than the full quick preset's): paths, figures and F1 for the report
     section."""
+    from trajlab.core.seeding import threads_restored
+
     sizes, started = QUICKSTART_SIZES, time.perf_counter()
     out_dir = Path(out_dir)
     data = run_data(load_critical_config(DataConfig, "data", "quick", out=str(out_dir / "data"), seed=seed,
                                          episodes=sizes["episodes"], test_episodes=sizes["test_episodes"],
                                          overwrite=True))
-    trained = run_train(load_critical_config(TrainConfig, "train", "quick", data=data["run_dir"], seed=seed,
-                                             out=str(out_dir / "train"),
-                                             dsi={"epochs": sizes["epochs"], "batch_size": sizes["batch_size"]},
-                                             overwrite=True))
+    # one thread: at these frame and network sizes a second one costs more than it gives (1 thread 619 frames/s,
+    # torch's default of 2 at 133 frames/s, beside other jobs on the 2 cores; docs/benchmarks.md)
+    with threads_restored():  # the tours after this one keep their threads
+        trained = run_train(load_critical_config(TrainConfig, "train", "quick", data=data["run_dir"], seed=seed,
+                                                 out=str(out_dir / "train"), threads=1, overwrite=True,
+                                                 dsi={"epochs": sizes["epochs"], "batch_size": sizes["batch_size"]}))
     evaluated = run_evaluate(load_critical_config(EvaluateConfig, "evaluate", "quick", model=trained["run_dir"],
                                                   data=data["run_dir"], out=str(out_dir / "evaluate"), seed=seed,
                                                   overwrite=True))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -40,6 +42,16 @@ def _stable_int(name: str | int) -> int:
     if isinstance(name, int):
         return name
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little")
+
+
+@contextlib.contextmanager
+def threads_restored() -> Iterator[None]:
+    """Put PyTorch's intra-op thread count back as it was after the block (set_threads inside it is process-wide)."""
+    before = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def set_threads(num_threads: int | None) -> None:

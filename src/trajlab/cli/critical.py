@@ -7,15 +7,7 @@ from pathlib import Path
 import typer
 
 from trajlab.cli import options
-from trajlab.cli.options import (
-    JSON,
-    NO_RESUME_HINT,
-    ConfigDocs,
-    emit,
-    nested_overrides,
-    on_interrupt,
-    with_options,
-)
+from trajlab.cli.options import JSON, NO_RESUME_HINT, ConfigDocs, emit, nested_overrides, on_interrupt, with_options
 
 app = typer.Typer(help="Critical states from episode videos (Deep State Identifier): a return predictor and a "
                        "per-frame mask learned from outcome labels only, scored by F1 at a tolerance.",

@@ -8,15 +8,7 @@ from typing import Any
 import typer
 
 from trajlab.cli import options
-from trajlab.cli.options import (
-    JSON,
-    NO_RESUME_HINT,
-    ConfigDocs,
-    emit,
-    nested_overrides,
-    on_interrupt,
-    with_options,
-)
+from trajlab.cli.options import JSON, NO_RESUME_HINT, ConfigDocs, emit, nested_overrides, on_interrupt, with_options
 
 app = typer.Typer()
 

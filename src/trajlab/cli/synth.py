@@ -8,15 +8,7 @@ from pathlib import Path
 import typer
 
 from trajlab.cli import options
-from trajlab.cli.options import (
-    JSON,
-    NO_RESUME_HINT,
-    ConfigDocs,
-    emit,
-    nested_overrides,
-    on_interrupt,
-    with_options,
-)
+from trajlab.cli.options import JSON, NO_RESUME_HINT, ConfigDocs, emit, nested_overrides, on_interrupt, with_options
 from trajlab.core.errors import TrajlabError
 
 app = typer.Typer(help="Differentially private synthetic transitions (PrivTranR): a diffusion model pre-trained "

@@ -55,8 +55,6 @@ from trajlab.training.offline import TrainConfig
 from trajlab.training.offline import run as train
 from trajlab.unlearning import METHODS
 
-SEED = 0  # lira_statistics.shadow seeds its shadows from 0, as trajlab's own shadows with seed 0
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -71,6 +69,7 @@ def main() -> None:
     parser.add_argument("--controls", type=int, default=40)
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0, help="seeds the canaries, every agent, the shadows' halves")
     parser.add_argument("--neighbours", action="store_true",
                         help="also unlearn with TrajDeleter's forget_actions=neighbours variant")
     parser.add_argument("--work", type=Path, required=True)
@@ -85,10 +84,10 @@ def main() -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     dataset = TransitionDataset.load(args.dataset)
-    population = plant_canaries(dataset, args.canaries, seed=SEED)
+    population = plant_canaries(dataset, args.canaries, seed=args.seed)
     population_path = str(population.save(args.work / "population.hdf5"))
     trained = train(TrainConfig(algo=args.algo, dataset=population_path, steps=args.train_steps,
-                                preset=args.agent_preset, seed=SEED, out=str(args.work / "original"),
+                                preset=args.agent_preset, seed=args.seed, out=str(args.work / "original"),
                                 overwrite=True, progress=False, threads=1))
     original = start_from_checkpoint(trained["checkpoint"])
     own = dataset.episode_id_list  # in recording order: the last ones are the latest behaviour's
@@ -97,7 +96,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     forget = np.concatenate([latest, canaries])
     agents, timings = {"original": original}, {"original": trained["wall_time_s"]}
     settings = load_forget_config(args.forget_preset, agent=trained["checkpoint"], dataset=population_path,
-                                  out="unused", seed=SEED)
+                                  out="unused", seed=args.seed)
     for name, (method, config) in unlearning_arms(settings, args.neighbours).items():
         started = time.perf_counter()
         agents[name] = METHODS.get(method).function(original, population, forget, config)
@@ -105,10 +104,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         save_agent(args.work / f"{name}.safetensors", agents[name], {"method": method})
     statistics, masks, timings["shadows"] = shadows(trained["checkpoint"], population_path, population, args)
     np.savez(args.work / "shadow_statistics.npz", masks=masks, **statistics)
-    controls = np.array(control_ids(population.episode_id_list, forget.tolist(), args.controls, args.controls, SEED))
+    controls = np.array(control_ids(population.episode_id_list, forget.tolist(), args.controls, args.controls,
+                                    args.seed))
     groups = {"forget (latest episodes)": latest, "canaries": canaries, "controls": controls}
     returns = {name: evaluate(agent, dataset.metadata["env_id"], episodes=args.eval_episodes,
-                              seed=derive_seed(SEED, "forget-eval") % 2**31, metadata=dataset.metadata).mean_return
+                              seed=derive_seed(args.seed, "forget-eval") % 2**31, metadata=dataset.metadata).mean_return
                for name, agent in agents.items()}
     return {"dataset": args.dataset, "algo": args.algo, "agent_preset": args.agent_preset,
             "forget_preset": args.forget_preset, "train_steps": args.train_steps, "shadows": args.shadows,
@@ -116,7 +116,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "canaries": int(len(canaries)), "controls": int(len(controls)), "returns": returns,
             "wall_time_s": timings, "statistics": {
                 name: score_statistic(name, statistics[name], masks, original, population, agents, groups, forget,
-                                      controls, args.shadows) for name in STATISTICS}}
+                                      controls, args.shadows, args.seed)
+                for name in STATISTICS}}
 
 
 def unlearning_arms(settings: Any, neighbours: bool) -> dict[str, tuple[str, Any]]:
@@ -131,20 +132,20 @@ def shadows(checkpoint: str, population_path: str, population: TransitionDataset
             ) -> tuple[dict[str, np.ndarray], np.ndarray, float]:
     """Every shadow's statistics [K, N] per statistic, and the IN masks [K, N]."""
     ids = population.episode_id_list
-    masks = membership_masks(args.shadows, len(ids), SEED)
+    masks = membership_masks(args.shadows, len(ids), args.seed)
     started = time.perf_counter()
     with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         results = list(pool.map(shadow, [checkpoint] * args.shadows, [population_path] * args.shadows,
                                 range(args.shadows), [ids[mask].tolist() for mask in masks],
-                                [args.train_steps] * args.shadows))
+                                [args.train_steps] * args.shadows, [args.seed] * args.shadows))
     values = {name: np.array([result[name] for result in results]) for name in STATISTICS}
     return values, masks, time.perf_counter() - started
 
 
 def score_statistic(name: str, values: np.ndarray, masks: np.ndarray, original: Any, population: TransitionDataset,
                     agents: dict[str, Any], groups: dict[str, np.ndarray], forget: np.ndarray, controls: np.ndarray,
-                    num_shadows: int) -> dict[str, Any]:
-    config = LiraConfig(statistic=name, num_shadows=num_shadows, seed=SEED)
+                    num_shadows: int, seed: int) -> dict[str, Any]:
+    config = LiraConfig(statistic=name, num_shadows=num_shadows, seed=seed)
     auditor = LiraAuditor(original, population, config)
     auditor.statistics, auditor.calibration = values, calibrate(values, masks, config)  # these shadows, not new
     rates = auditor.calibration.to_dict()

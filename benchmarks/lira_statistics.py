@@ -26,7 +26,8 @@ import numpy as np
 STATISTICS = ("critic_loss", "action_error", "value_gap")
 
 
-def shadow(agent_path: str, dataset_path: str, index: int, member_ids: list[int], steps: int) -> dict[str, list]:
+def shadow(agent_path: str, dataset_path: str, index: int, member_ids: list[int], steps: int,
+           seed: int = 0) -> dict[str, list]:
     """One shadow's statistics on every trajectory, for every statistic (seeded as trajlab's own shadows)."""
     import torch
 
@@ -40,7 +41,7 @@ def shadow(agent_path: str, dataset_path: str, index: int, member_ids: list[int]
     torch.set_num_threads(1)  # two one-thread shadows at a time: the fastest layout on 2 cores
     reference, dataset = load_agent(agent_path), TransitionDataset.load(dataset_path)
     agent, sampler = prepare_training(type(reference), reference.config, dataset.subset(member_ids),
-                                      seed=derive_seed(0, "lira-shadow", index), device="cpu", spec=reference.spec)
+                                      seed=derive_seed(seed, "lira-shadow", index), device="cpu", spec=reference.spec)
     train_steps(agent, sampler, steps, batch_size_of(agent, None))
     ids = dataset.episode_id_list.tolist()
     return {name: trajectory_statistics(agent, dataset, ids, LiraConfig(statistic=name)).tolist()

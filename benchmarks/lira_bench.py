@@ -144,8 +144,8 @@ def shadows(checkpoint: str, population_path: str, population: TransitionDataset
 
 def score_statistic(name: str, values: np.ndarray, masks: np.ndarray, original: Any, population: TransitionDataset,
                     agents: dict[str, Any], groups: dict[str, np.ndarray], forget: np.ndarray, controls: np.ndarray,
-                    num_shadows: int, seed: int) -> dict[str, Any]:
-    config = LiraConfig(statistic=name, num_shadows=num_shadows, seed=seed)
+                    num_shadows: int, seed: int, centre: bool = False) -> dict[str, Any]:
+    config = LiraConfig(statistic=name, num_shadows=num_shadows, seed=seed, centre=centre)
     auditor = LiraAuditor(original, population, config)
     auditor.statistics, auditor.calibration = values, calibrate(values, masks, config)  # these shadows, not new
     rates = auditor.calibration.to_dict()

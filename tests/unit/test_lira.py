@@ -128,6 +128,18 @@ def test_calibration_separates_planted_statistics_and_not_noise():
     assert calibrate(separated, masks, LiraConfig(num_shadows=16, offline=True)).to_dict()["auc"] > 0.9
 
 
+def test_centring_undoes_an_outlying_shadow():
+    """One shadow of 8 fitting every trajectory far better moves each trajectory's IN or OUT mean by more than the
+    membership signal; centring each shadow on its own median takes that offset out again."""
+    rng = np.random.default_rng(1)
+    masks = membership_masks(8, 200, seed=1)
+    statistics = np.where(masks, 0.3, 0.0) + rng.normal(0, 3, size=200) + rng.normal(0, 0.1, size=masks.shape)
+    statistics[4] += 5.0  # the outlying shadow
+    plain = calibrate(statistics, masks, LiraConfig(num_shadows=8)).to_dict()["auc"]
+    centred = calibrate(statistics, masks, LiraConfig(num_shadows=8, centre=True)).to_dict()["auc"]
+    assert centred > 0.85 and centred > plain + 0.1
+
+
 @pytest.mark.parametrize("changes", [dict(num_shadows=0), dict(num_shadows=3), dict(statistic="loss"),
                                      dict(variance="both"), dict(decision_fpr=0.0), dict(executor="mpi"),
                                      dict(shadow_steps=0)])

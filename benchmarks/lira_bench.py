@@ -90,9 +90,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                 preset=args.agent_preset, seed=args.seed, out=str(args.work / "original"),
                                 overwrite=True, progress=False, threads=1))
     original = start_from_checkpoint(trained["checkpoint"])
-    own = dataset.episode_id_list  # in recording order: the last ones are the latest behaviour's
-    latest = np.sort(own[-max(1, int(round(args.fraction * len(own)))):])
-    canaries = np.array(canary_ids(population))
+    groups = audit_groups(dataset, population, args.fraction, args.controls, args.seed)
+    latest, canaries, controls = groups.values()
     forget = np.concatenate([latest, canaries])
     agents, timings = {"original": original}, {"original": trained["wall_time_s"]}
     settings = load_forget_config(args.forget_preset, agent=trained["checkpoint"], dataset=population_path,
@@ -104,9 +103,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         save_agent(args.work / f"{name}.safetensors", agents[name], {"method": method})
     statistics, masks, timings["shadows"] = shadows(trained["checkpoint"], population_path, population, args)
     np.savez(args.work / "shadow_statistics.npz", masks=masks, **statistics)
-    controls = np.array(control_ids(population.episode_id_list, forget.tolist(), args.controls, args.controls,
-                                    args.seed))
-    groups = {"forget (latest episodes)": latest, "canaries": canaries, "controls": controls}
     returns = {name: evaluate(agent, dataset.metadata["env_id"], episodes=args.eval_episodes,
                               seed=derive_seed(args.seed, "forget-eval") % 2**31, metadata=dataset.metadata).mean_return
                for name, agent in agents.items()}
@@ -118,6 +114,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 name: score_statistic(name, statistics[name], masks, original, population, agents, groups, forget,
                                       controls, args.shadows, args.seed)
                 for name in STATISTICS}}
+
+
+def audit_groups(dataset: TransitionDataset, population: TransitionDataset, fraction: float, controls: int,
+                 seed: int) -> dict[str, np.ndarray]:
+    """The forget set's two parts (the last `fraction` of the dataset's own episodes, the paper's protocol, and
+    the canaries) and `controls` trajectories outside it that every agent trained on."""
+    own = dataset.episode_id_list  # in recording order: the last ones are the latest behaviour's
+    latest = np.sort(own[-max(1, int(round(fraction * len(own)))):])
+    canaries = np.array(canary_ids(population))
+    forget = np.concatenate([latest, canaries]).tolist()
+    chosen = np.array(control_ids(population.episode_id_list, forget, controls, controls, seed))
+    return {"forget (latest episodes)": latest, "canaries": canaries, "controls": chosen}
 
 
 def unlearning_arms(settings: Any, neighbours: bool) -> dict[str, tuple[str, Any]]:

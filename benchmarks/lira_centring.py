@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from lira_bench import score_statistic
+from lira_bench import audit_groups, score_statistic
 from lira_statistics import STATISTICS
 
 from trajlab.algos.base import load_agent
-from trajlab.audit.canaries import canary_ids
-from trajlab.audit.lira import LiraConfig, calibrate, control_ids
+from trajlab.audit.lira import LiraConfig, calibrate
 from trajlab.data import TransitionDataset
 
 AGENTS = ("original", "retrain", "trajdeleter", "trajdeleter-neighbours")
@@ -38,13 +37,9 @@ def audits(work: Path, dataset: TransitionDataset, saved: Any, seed: int, fracti
     files = {"original": work / "original" / "checkpoints" / "final.safetensors"} | {
         name: work / f"{name}.safetensors" for name in AGENTS[1:]}
     agents = {name: load_agent(path) for name, path in files.items() if path.exists()}
-    own = dataset.episode_id_list
-    latest = np.sort(own[-max(1, int(round(fraction * len(own)))):])
-    canaries = np.array(canary_ids(population))
-    forget = np.concatenate([latest, canaries])
-    chosen = np.array(control_ids(population.episode_id_list, forget.tolist(), controls, controls, seed))
-    groups = {"forget (latest episodes)": latest, "canaries": canaries, "controls": chosen}
-    masks = saved["masks"]
+    groups = audit_groups(dataset, population, fraction, controls, seed)
+    forget = np.concatenate([groups["forget (latest episodes)"], groups["canaries"]])
+    chosen, masks = groups["controls"], saved["masks"]
     report = {}
     for name in STATISTICS:
         for centre in (False, True):

@@ -162,6 +162,13 @@ def test_resume_after_an_interrupt_repeats_the_uninterrupted_run(trained, tmp_pa
     assert len(rows) == 1 + 4  # header and one row per update
 
 
+def test_a_gridworld_share_outside_0_1_is_refused_before_writing(tmp_path, capsys):
+    assert cli("critical", "data", "--episodes", 4, "--test-episodes", 2, "--out", tmp_path / "d",
+               "--set", "gridworld.key_then_door_fraction=1.5") == 2
+    assert "gridworld.key_then_door_fraction must be in [0, 1], got 1.5" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+
+
 def test_set_epochs_is_kept_and_a_set_key_with_its_own_option_is_refused(trained, tmp_path, capsys):
     base = ["critical", "train", trained / "data", *TINY]
     # --set dsi.epochs is not erased by --epochs left unset: two epochs of 9 training episodes in batches of 8

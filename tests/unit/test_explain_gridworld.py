@@ -11,6 +11,7 @@ from trajlab.explain.gridworld import (
     _find,
     _Recorder,
     collect_episode,
+    negative_episode,
     shortest_actions,
 )
 
@@ -78,8 +79,6 @@ def test_unlock_door_negative_opens_the_locked_door():
     env = _env()
     env.reset(seed=2)
     door = _find(env, "door")
-    from trajlab.explain.gridworld import negative_episode
-
     frames = negative_episode(env, 4, 60, True, np.random.default_rng(0), unlock_door=True)
     assert not env.grid.get(*door).is_locked and env.carrying is not None and env.carrying.type == "key"
     assert len(frames) in (60, 61)

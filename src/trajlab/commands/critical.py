@@ -171,6 +171,9 @@ def run_data(config: DataConfig) -> dict[str, Any]:
         raise TrajlabError(f"unknown env {config.env!r}; available: {', '.join(ENVS)}")
     if config.episodes < 2 or config.test_episodes < 1 or not 0 <= config.val_fraction < 1:
         raise TrajlabError("need at least 2 training and 1 test episode, and val_fraction in [0, 1)")
+    for name in ("positive_fraction", "key_then_wander_fraction", "key_then_door_fraction"):
+        if not 0 <= getattr(config.gridworld, name) <= 1:
+            raise TrajlabError(f"gridworld.{name} must be in [0, 1], got {getattr(config.gridworld, name)}")
     run_dir = RunDirectory.create(config.out, config, command="critical data", overwrite=config.overwrite)
     rng = seed_everything(config.seed)
     started = time.perf_counter()

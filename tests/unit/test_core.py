@@ -132,6 +132,19 @@ def test_number_fields_read_yaml_text_numbers_and_refuse_words():
         from_dict(_Rates, {"lr": "fast"})
 
 
+@dataclass(frozen=True)
+class _Switches:
+    centre: bool = False
+    resume: bool | None = None
+
+
+def test_switches_refuse_anything_but_true_or_false():
+    assert from_dict(_Switches, {"centre": True, "resume": None}) == _Switches(centre=True)
+    for values in ({"centre": "maybe"}, {"resume": 1}):
+        with pytest.raises(TrajlabError, match=r"must be true or false, got"):
+            from_dict(_Switches, values)
+
+
 def test_run_directory_lifecycle(tmp_path):
     path = tmp_path / "run"
     run = RunDirectory.create(path, _Config(), command="test")

@@ -88,6 +88,9 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         return float(value)
     if isinstance(value, str) and float in _number_hints(hint):
         return _float_from_text(value, where)
+    # a switch given a word (--set lira.centre=maybe) would otherwise count as on
+    if value is not None and not isinstance(value, bool) and set(_number_hints(hint)) <= {bool, type(None)}:
+        raise TrajlabError(f"{where} must be true or false, got {value!r}")
     return value
 
 

@@ -41,8 +41,9 @@ def shared_members(estimate: dict[str, Any], group: int) -> dict[int, int]:
 def one_seed(seed: int, group: int, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     run = work / f"planted-seed{seed}"
     steps = [] if args.steps is None else ["--steps", args.steps]
+    sets = [part for item in args.set or [] for part in ("--set", item)]
     cli("influence", "train", "--preset", args.preset, "--seed", seed, "--plant-group", group,
-        "--plant-reward-scale", args.scale, "--threads", 1, *steps, "--out", run, "--overwrite")
+        "--plant-reward-scale", args.scale, "--threads", 1, *steps, *sets, "--out", run, "--overwrite")
     row: dict[str, Any] = {"seed": seed, "planted_group": group, "by_baseline": {}}
     for baseline in args.baselines.split(","):
         out = run / f"influence-{baseline}"
@@ -65,7 +66,8 @@ def summary_of(rows: list[dict[str, Any]], args: argparse.Namespace) -> dict[str
                   "share_amendment_raised_return": sum(r["by_baseline"][b]["return_after"]
                                                        > r["by_baseline"][b]["return_before"] for r in rows)
                   / len(rows)} for b in baselines}
-    return {"preset": args.preset, "steps": args.steps, "scale": args.scale, "baselines": shares}
+    return {"preset": args.preset, "steps": args.steps, "scale": args.scale, "set": args.set or [],
+            "baselines": shares}
 
 
 def main() -> None:
@@ -75,6 +77,9 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=-100.0)
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--steps", type=int, default=None, help="env steps (default: the preset's)")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="a masked SAC option for `influence train --set` (repeatable), e.g. "
+                             "member_coupling=independent")
     parser.add_argument("--baselines", default="all", help="influence baselines to estimate with (all, own)")
     parser.add_argument("--work", required=True)
     parser.add_argument("--out", required=True)

@@ -9,6 +9,7 @@ import torch
 
 from trajlab.algos.base import load_agent, new_agent, save_agent
 from trajlab.algos.online.masked_sac import MaskedSAC, MaskedSACConfig
+from trajlab.core.errors import TrajlabError
 from trajlab.core.protocols import Batch
 from trajlab.core.spec import SpaceSpec
 from trajlab.nn.masked import MaskedEnsembleMLP, check_mask, masked_mean
@@ -135,3 +136,74 @@ def test_the_deploy_mask_is_saved_and_used_for_acting(tmp_path):
     assert np.allclose(masked, agent.act_masked(observations, np.tile([False, True, False, True], (5, 1))))
     restored = load_agent(save_agent(tmp_path / "amended.safetensors", agent))
     assert np.array_equal(restored.act(observations), masked)
+
+
+# --- independent members: a group never reaches its flipped half ----------------------------------------------
+def _planted_stream(planted_scale: float) -> list[Batch]:
+    """Ten batches of two groups (mask A = members 0 and 2, mask B = 0 and 1 of four, overlapping in member 0);
+    group A's rewards scaled by `planted_scale`."""
+    generator = torch.Generator().manual_seed(5)
+    mask_a, mask_b = torch.tensor([1, 0, 1, 0], dtype=torch.bool), torch.tensor([1, 1, 0, 0], dtype=torch.bool)
+    masks = torch.cat([mask_a.expand(4, -1), mask_b.expand(4, -1)])
+    batches = []
+    for _ in range(10):
+        rewards = torch.randn(8, generator=generator)
+        rewards[:4] *= planted_scale
+        batches.append(Batch(observations=torch.randn(8, 3, generator=generator),
+                             actions=torch.rand(8, 2, generator=generator) * 2 - 1, rewards=rewards,
+                             next_observations=torch.randn(8, 3, generator=generator), terminals=torch.zeros(8),
+                             transition_ids=torch.arange(8), episode_ids=torch.zeros(8, dtype=torch.long),
+                             masks=masks))
+    return batches
+
+
+def _members(coupling: str, planted_scale: float, members: list[int]) -> list[torch.Tensor]:
+    """Every parameter of `members` after training on the planted stream."""
+    config = MaskedSACConfig(hidden=(8, 8), batch_size=8, ensemble_size=4, group_size=4,
+                             member_coupling=coupling, actor_every=1)
+    torch.manual_seed(0)
+    agent = new_agent(MaskedSAC, SPEC, config, seed=0)
+    for batch in _planted_stream(planted_scale):
+        agent.update(batch)
+    outside = torch.tensor(members)
+    critic_rows = torch.cat([outside, outside + 4])  # member c * K + k of critic c
+    params = [p.detach()[critic_rows] for p in agent.critic.parameters()]
+    params += [p.detach()[critic_rows] for p in agent.critic_target.parameters()]
+    params += [p.detach()[outside] for p in agent.actor.parameters()]
+    return [*params, agent.log_alpha.detach().reshape(-1)[outside] if coupling == "independent" else agent.alpha]
+
+
+def test_independent_members_outside_a_group_are_bit_identical_whatever_the_group_held():
+    outside_a, inside_a = [1, 3], [0, 2]
+    clean, planted = _members("independent", 1.0, outside_a), _members("independent", -100.0, outside_a)
+    assert all(torch.equal(a, b) for a, b in zip(clean, planted))
+    clean, planted = _members("independent", 1.0, inside_a), _members("independent", -100.0, inside_a)
+    assert not any(torch.equal(a, b) for a, b in zip(clean, planted))
+
+
+def test_with_the_papers_coupling_a_planted_group_reaches_its_flipped_half():
+    """The contrast: through the masked means of group B (which shares member 0 with A) and the shared
+    temperature, the members that never trained on A still move when A's rewards change."""
+    clean, planted = _members("mean", 1.0, [1, 3]), _members("mean", -100.0, [1, 3])
+    assert not all(torch.equal(a, b) for a, b in zip(clean, planted))
+
+
+def test_independent_members_train_through_the_agents_own_losses_and_reductions():
+    config = MaskedSACConfig(hidden=(8, 8), batch_size=4, ensemble_size=4, group_size=2,
+                             member_coupling="independent")
+    agent = new_agent(MaskedSAC, SPEC, config, seed=0)
+    masks = torch.tensor([[1, 1, 0, 0], [1, 1, 0, 0]], dtype=torch.bool)
+    losses = agent.compute_losses(_batch(masks))
+    assert losses.critic.shape == losses.actor.shape == losses.alpha.shape == (2,)
+    (losses.critic.sum() + losses.actor.sum() + losses.alpha.sum()).backward()
+    assert agent.log_alpha.shape == (4,)
+    assert torch.all(agent.log_alpha.grad[2:] == 0) and agent.log_alpha.grad[:2].abs().sum() > 0
+    for module in (agent.critic, agent.actor):
+        for grad in _grads(module):
+            members = grad.reshape(-1, 4, *grad.shape[1:]) if module is agent.critic else grad.unsqueeze(0)
+            assert torch.all(members[:, 2:] == 0) and members[:, :2].abs().sum() > 0
+
+
+def test_an_unknown_member_coupling_is_refused():
+    with pytest.raises(TrajlabError, match="member_coupling"):
+        new_agent(MaskedSAC, SPEC, MaskedSACConfig(hidden=(8,), ensemble_size=4, member_coupling="shared"), seed=0)

@@ -57,6 +57,9 @@ class MaskedAgent(Protocol):
     def set_deploy_mask(self, mask: np.ndarray | None) -> None:
         """Act with this member mask [K] from now on."""
 
+    def masked_alpha(self, mask: Tensor | None) -> float:
+        """The entropy temperature of the policy under a member mask (the Q bias's soft returns)."""
+
 
 @dataclass(frozen=True)
 class EstimateConfig:
@@ -193,12 +196,13 @@ def bias_scores(agent: Any, env_id: str, masks: np.ndarray, config: EstimateConf
         rollouts = rollouts_by_copy(lambda obs, rows, det: agent.act_masked(obs, masks[rows // episodes], det),
                                     env_id, seeds, deterministic=False, max_steps=config.max_steps, record=True)
     assert rollouts.steps is not None
-    gamma, alpha = float(agent.config.gamma), float(agent.alpha)
+    gamma = float(agent.config.gamma)
     scores = []
     for index, mask in enumerate(masks):
         steps = rollouts.steps[index * episodes:(index + 1) * episodes]
-        errors = np.concatenate([_relative_errors(agent, episode, torch.as_tensor(mask), gamma, alpha)
-                                 for episode in steps])
+        mask_tensor = torch.as_tensor(mask)
+        alpha = agent.masked_alpha(mask_tensor)  # members trained independently each have a temperature
+        errors = np.concatenate([_relative_errors(agent, episode, mask_tensor, gamma, alpha) for episode in steps])
         scores.append(float(errors[: config.bias_pairs].mean()))
     return np.asarray(scores)
 

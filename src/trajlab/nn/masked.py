@@ -78,13 +78,23 @@ class MaskedEnsembleCritic(nn.Module):
                                 layer_norm=layer_norm, dropout=dropout)
 
     def members(self, observations: Tensor, actions: Tensor) -> Tensor:
-        """Every sub-network's Q [num_critics, K, B]."""
-        q = self.body(torch.cat([observations, actions], dim=-1)).squeeze(-1)
-        return q.reshape(self.num_critics, self.num_members, -1)
+        """Every sub-network's Q [num_critics, K, B]; `actions` are [B, act] (the same for every member) or
+        [K, B, act] (member k of every critic judges actions[k], e.g. its own policy member's action)."""
+        if actions.dim() == 2:
+            q = self.body(torch.cat([observations, actions], dim=-1))
+        else:
+            inputs = torch.cat([observations.expand(len(actions), -1, -1), actions], dim=-1)  # [K, B, in]
+            inputs = inputs.unsqueeze(0).expand(self.num_critics, -1, -1, -1).flatten(0, 1)
+            q = self.body(inputs)
+        return q.squeeze(-1).reshape(self.num_critics, self.num_members, -1)
 
-    def forward(self, observations: Tensor, actions: Tensor, mask: Tensor | None = None) -> Tensor:
-        members = self.members(observations, actions).unsqueeze(-1)  # [C, K, B, 1]
-        return masked_mean(members, mask).squeeze(-1)
+    def forward(self, observations: Tensor, actions: Tensor, mask: Tensor | None = None, *,
+                per_member: bool = False) -> Tensor:
+        """Q [num_critics, B] under `mask`, or with `per_member` every sub-network's Q [num_critics, K, B]."""
+        members = self.members(observations, actions)
+        if per_member:
+            return members
+        return masked_mean(members.unsqueeze(-1), mask).squeeze(-1)
 
 
 class MaskedTanhGaussianPolicy(TanhGaussianPolicy):
@@ -109,6 +119,13 @@ class MaskedTanhGaussianPolicy(TanhGaussianPolicy):
         """(action, log_prob [B]) under `mask` (None: all members), sampled as `TanhGaussianPolicy` samples."""
         mean, log_std = self.distribution_params(observations, mask)
         pre_tanh = mean if deterministic else mean + log_std.exp() * torch.randn_like(mean)
+        return torch.tanh(pre_tanh), squashed_log_prob(pre_tanh, mean, log_std)
+
+    def member_samples(self, observations: Tensor) -> tuple[Tensor, Tensor]:
+        """(action [K, B, act], log_prob [K, B]): every member sampling as a policy of its own."""
+        mean, log_std = self.body.members(observations).chunk(2, dim=-1)
+        log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+        pre_tanh = mean + log_std.exp() * torch.randn_like(mean)
         return torch.tanh(pre_tanh), squashed_log_prob(pre_tanh, mean, log_std)
 
     def log_prob(self, observations: Tensor, actions: Tensor,  # type: ignore[override]

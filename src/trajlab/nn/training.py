@@ -54,11 +54,12 @@ def step(optimizers: torch.optim.Optimizer | Sequence[torch.optim.Optimizer], lo
 
 
 class LogScalar(nn.Module):
-    """A positive learned scalar kept as its logarithm (SAC's entropy temperature, CQL's Lagrange multiplier)."""
+    """A positive learned scalar kept as its logarithm (SAC's entropy temperature, CQL's Lagrange multiplier);
+    with `shape`, one such value per entry (a temperature per ensemble member)."""
 
-    def __init__(self, initial: float) -> None:
+    def __init__(self, initial: float, shape: tuple[int, ...] = ()) -> None:
         super().__init__()
-        self.log_value = nn.Parameter(torch.tensor(math.log(initial), dtype=torch.float32))
+        self.log_value = nn.Parameter(torch.full(shape, math.log(initial), dtype=torch.float32))
 
     def forward(self) -> Tensor:
         return self.log_value.exp()

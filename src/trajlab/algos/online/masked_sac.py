@@ -6,6 +6,14 @@ buffer from `group_masks`); its critic loss, its TD target (next action and targ
 computed under that mask, so a group only ever trains its half of every ensemble. The losses themselves are SAC's
 (`SAC._member_mask` is the one hook): nothing is copied. A batch without masks uses every member.
 
+`member_coupling` chooses how a sample trains its members. "mean" (the paper's) computes SAC's losses on the
+masked means, so a member's TD target and actor loss also read the other members of each sample's mask, members
+that other groups trained: a group's harm reaches its flipped half through them (measured in docs/benchmarks.md).
+"independent" makes every member a SAC agent of its own (its own policy member, critic members, targets and
+temperature) and averages the members' own losses over the sample's mask: the members outside a group's mask then
+depend on the group in no way but the data the whole ensemble collected, so on a fixed stream of batches they end
+bit-identical whatever the group held.
+
 `deploy_mask` (None: all members) is the mask the agent acts with; it is saved in the checkpoint, so an agent
 amended to the flipped mask of a harmful group is a normal checkpoint any trajlab command loads.
 """
@@ -17,15 +25,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import Tensor
+from torch.func import functional_call
 
 from trajlab.algos.base import AGENTS, RuntimeOptions
 from trajlab.algos.masking import DeployMask
-from trajlab.algos.online.sac import SAC, SACConfig
+from trajlab.algos.online.sac import SAC, SACConfig, alpha_loss_per_sample, soft_td_target
 from trajlab.core.errors import TrajlabError
 from trajlab.core.protocols import Batch
 from trajlab.core.spec import SpaceSpec
 from trajlab.data.masks import GroupMasks
-from trajlab.nn.masked import MaskedEnsembleCritic, MaskedTanhGaussianPolicy
+from trajlab.nn.masked import MaskedEnsembleCritic, MaskedTanhGaussianPolicy, masked_mean
 from trajlab.nn.training import LogScalar, frozen_copy
 
 
@@ -43,6 +52,13 @@ class MaskedSACConfig(SACConfig):
     """Consecutive transitions that share one member mask (an experience group)."""
     mask_seed: int | None = None
     """Seed of the group masks; None means the agent's seed."""
+    member_coupling: str = "mean"
+    """How a sample trains the members of its mask: "mean" (the paper's) applies SAC's losses to the masked
+    means of the members' outputs; "independent" trains every member as its own SAC agent (own TD target, actor
+    loss and temperature) and averages their losses over the mask, so no group reaches its flipped half."""
+
+
+MEMBER_COUPLINGS = ("mean", "independent")
 
 
 @AGENTS.register("masked_sac")
@@ -57,6 +73,10 @@ class MaskedSAC(DeployMask, SAC):
         config = config or MaskedSACConfig()
         if spec.discrete:
             raise TrajlabError("masked_sac needs continuous actions")
+        if config.member_coupling not in MEMBER_COUPLINGS:
+            raise TrajlabError(f"member_coupling must be one of {', '.join(MEMBER_COUPLINGS)}, "
+                               f"got {config.member_coupling!r}")
+        self.independent = config.member_coupling == "independent"
         self.deploy_mask: Tensor | None = None
         super().__init__(spec, config, device=device, seed=seed, runtime=runtime)
         # the online trainer builds its replay buffer with these, so every stored transition gets its group's mask
@@ -70,11 +90,52 @@ class MaskedSAC(DeployMask, SAC):
                                       dropout=config.critic_dropout).to(self.device)
         actor = MaskedTanhGaussianPolicy(config.ensemble_size, spec.observation_dim, spec.action_dim, config.hidden,
                                          layer_norm=config.actor_layer_norm)
+        temperatures = (config.ensemble_size,) if self.independent else ()
         return {"actor": actor.to(self.device), "critic": critic, "critic_target": frozen_copy(critic),
-                "alpha": LogScalar(config.initial_alpha).to(self.device)}
+                "alpha": LogScalar(config.initial_alpha, temperatures).to(self.device)}
 
     def _member_mask(self, batch: Batch) -> dict[str, Tensor | None]:
         return {"mask": batch.masks}
+
+    # --- independent members: each member's own SAC losses [K, B], averaged over the sample's mask --------
+    @torch.no_grad()
+    def td_target(self, batch: Batch) -> Tensor:
+        if not self.independent:
+            return super().td_target(batch)
+        return _member_mean(self._member_td_targets(batch), batch.masks)
+
+    def _member_td_targets(self, batch: Batch) -> Tensor:
+        """Member k's soft TD target [K, B]: its own next action, target critics and temperature."""
+        with torch.no_grad():
+            next_actions, next_log_prob = self.actor.member_samples(batch.next_observations)
+            next_q = self.critic_target(batch.next_observations, next_actions, per_member=True)
+            return soft_td_target(batch.rewards, batch.terminals, next_q, next_log_prob, self.alpha.unsqueeze(-1),
+                                  self.config.gamma)
+
+    def _critic_losses(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        if not self.independent:
+            return super()._critic_losses(batch)
+        q = self.critic(batch.observations, self.normalized_actions(batch.actions), per_member=True)  # [C, K, B]
+        per_member = 0.5 * (q - self._member_td_targets(batch)).pow(2).sum(dim=0)
+        return _member_mean(per_member, batch.masks), _member_mean(q, batch.masks)
+
+    def _actor_losses(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+        if not self.independent:
+            return super()._actor_losses(batch)
+        actions, log_prob = self.actor.member_samples(batch.observations)  # [K, B, act], [K, B]
+        fixed_critic = {name: p.detach() for name, p in self.critic.named_parameters()}
+        q = functional_call(self.critic, fixed_critic, (batch.observations, actions), {"per_member": True})
+        alpha = self.alpha.unsqueeze(-1)
+        actor = alpha * log_prob - q.min(dim=0).values
+        temperature = alpha_loss_per_sample(self.log_alpha.unsqueeze(-1), log_prob, self.target_entropy)
+        return tuple(_member_mean(term, batch.masks) for term in (actor, temperature, log_prob))  # type: ignore
+
+    def masked_alpha(self, mask: Tensor | None) -> float:
+        """The entropy temperature under `mask`: the mean of its members' own (one shared value unless
+        independent)."""
+        if not self.independent or mask is None:
+            return float(self.alpha.mean())
+        return float(self.alpha[mask.to(torch.bool)].mean())
 
     @property
     def num_members(self) -> int:
@@ -106,3 +167,8 @@ class MaskedSAC(DeployMask, SAC):
         """log pi(a|s) [N] under `mask`, for actions in env units."""
         return self.actor.log_prob(observations.to(self.device), self.normalized_actions(actions.to(self.device)),
                                    mask=mask)
+
+
+def _member_mean(values: Tensor, mask: Tensor | None) -> Tensor:
+    """[..., K, B] per-member values averaged over each sample's mask ([B, K] or None: all) -> [..., B]."""
+    return masked_mean(values.unsqueeze(-1), mask).squeeze(-1)

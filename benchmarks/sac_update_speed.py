@@ -8,6 +8,7 @@ Variants run in interleaved rounds on the same replay data, so load from other j
   masked           PIToD's masked SAC at its paper settings (K = 20 sub-networks of 128 x 128 with layer norm,
                    policy every 20th update; configs/online/masked_sac/paper.yaml), on a buffer with group masks
   masked-every     the same networks with the policy updated every update, as the plain variants do
+  masked-independent  `masked` with member_coupling=independent (every member its own SAC agent)
   unmasked         plain SAC with the masked preset's settings but one network each (128 x 128, layer norm in the
                    critics, policy every 20th update): what the K = 20 ensembles add to the same schedule
 FLOPs per update come from torch.utils.flop_counter for both libraries; `--profile` adds the torch.profiler
@@ -62,11 +63,15 @@ def random_replay(spec: SpaceSpec, size: int = 5000, group_masks: GroupMasks | N
     return replay
 
 
+PITOD_VARIANTS = ("masked", "masked-every", "masked-independent", "unmasked")
+
+
 def pitod_preset_variant(name: str, spec: SpaceSpec, args: argparse.Namespace) -> tuple[SAC, ReplayBuffer]:
     """The masked SAC with the paper preset's agent settings (a replay whose rows carry group masks), or the
     plain SAC on the same settings."""
     settings = load_yaml(Path(__file__).parents[1] / "configs" / "online" / "masked_sac" / "paper.yaml")["agent"]
-    settings = settings | {"batch_size": args.batch_size, "actor_every": 1 if name == "masked-every" else 20}
+    settings = settings | {"batch_size": args.batch_size, "actor_every": 1 if name == "masked-every" else 20,
+                           "member_coupling": "independent" if name == "masked-independent" else "mean"}
     if name == "unmasked":
         plain = {key: value for key, value in settings.items() if key in {f.name for f in fields(SACConfig)}}
         return new_agent(SAC, spec, from_dict(SACConfig, plain), seed=0), random_replay(spec)
@@ -102,7 +107,7 @@ def build(args: argparse.Namespace, spec: SpaceSpec) -> dict[str, Callable[[], N
             model = sb3_model(args)
             runs[name] = lambda model=model: model.train(gradient_steps=UPDATES_PER_ROUND, batch_size=args.batch_size)
         else:
-            agent, replay_of = (pitod_preset_variant(name, spec, args) if name in ("masked", "masked-every", "unmasked")
+            agent, replay_of = (pitod_preset_variant(name, spec, args) if name in PITOD_VARIANTS
                                 else (trajlab_variant(name, spec, args), replay))
 
             def updates(agent: SAC = agent, replay: ReplayBuffer = replay_of) -> None:
@@ -118,7 +123,7 @@ def flops_per_update(runs: dict[str, Callable[[], None]]) -> dict[str, float]:
     from torch.utils.flop_counter import FlopCounterMode
 
     counted = {}
-    for name in ("trajlab", "sb3", "masked", "masked-every", "unmasked"):
+    for name in ("trajlab", "sb3", *PITOD_VARIANTS):
         if name in runs:
             counter = FlopCounterMode(display=False)
             with counter:

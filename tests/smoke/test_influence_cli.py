@@ -177,3 +177,28 @@ def test_a_planted_group_outside_the_run_is_refused(tmp_path, capsys, extra, mes
     code, _, err = _cli(capsys, "influence", "train", *TINY_TRAIN, *extra, "--out", str(tmp_path / "run"))
     assert code == 2 and message in err and err.count("\n") == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_independent_members_train_estimate_and_amend(tmp_path, capsys):
+    run, out = tmp_path / "run", tmp_path / "run" / "influence"
+    code, _, _ = _cli(capsys, "influence", "train", *TINY_TRAIN, "--set", "member_coupling=independent",
+                      "--out", str(run))
+    assert code == 0
+    agent = load_agent(run / "checkpoints/final.safetensors")
+    assert agent.config.member_coupling == "independent" and agent.log_alpha.shape == (4,)
+    code, stdout, _ = _cli(capsys, "influence", "estimate", str(run), "--n-eval", "1", "--baseline", "own",
+                           "--out", str(out), "--json")
+    assert code == 0
+    groups = json.loads(stdout)["groups"]
+    assert len(groups) == 3 and all(np.isfinite(g["influence"]["bias"]) for g in groups)
+    code, stdout, _ = _cli(capsys, "influence", "amend", str(run), "--estimate", str(out), "--n-eval", "1",
+                           "--out", str(tmp_path / "amended"), "--json")
+    assert code == 0 and json.loads(stdout)["group"] in {g["group"] for g in groups}
+
+
+def test_an_unknown_member_coupling_is_refused_before_anything_is_written(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _, err = _cli(capsys, "influence", "train", *TINY_TRAIN, "--set", "member_coupling=shared",
+                        "--out", str(out))
+    assert code == 2 and "member_coupling must be one of mean, independent" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()

@@ -206,4 +206,4 @@ def test_independent_members_train_through_the_agents_own_losses_and_reductions(
 
 def test_an_unknown_member_coupling_is_refused():
     with pytest.raises(TrajlabError, match="member_coupling"):
-        new_agent(MaskedSAC, SPEC, MaskedSACConfig(hidden=(8,), ensemble_size=4, member_coupling="shared"), seed=0)
+        MaskedSACConfig(hidden=(8,), ensemble_size=4, member_coupling="shared")

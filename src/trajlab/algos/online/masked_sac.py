@@ -57,6 +57,11 @@ class MaskedSACConfig(SACConfig):
     means of the members' outputs; "independent" trains every member as its own SAC agent (own TD target, actor
     loss and temperature) and averages their losses over the mask, so no group reaches its flipped half."""
 
+    def __post_init__(self) -> None:
+        if self.member_coupling not in MEMBER_COUPLINGS:
+            raise TrajlabError(f"member_coupling must be one of {', '.join(MEMBER_COUPLINGS)}, "
+                               f"got {self.member_coupling!r}")
+
 
 MEMBER_COUPLINGS = ("mean", "independent")
 
@@ -73,9 +78,6 @@ class MaskedSAC(DeployMask, SAC):
         config = config or MaskedSACConfig()
         if spec.discrete:
             raise TrajlabError("masked_sac needs continuous actions")
-        if config.member_coupling not in MEMBER_COUPLINGS:
-            raise TrajlabError(f"member_coupling must be one of {', '.join(MEMBER_COUPLINGS)}, "
-                               f"got {config.member_coupling!r}")
         self.independent = config.member_coupling == "independent"
         self.deploy_mask: Tensor | None = None
         super().__init__(spec, config, device=device, seed=seed, runtime=runtime)

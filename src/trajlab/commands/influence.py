@@ -544,24 +544,29 @@ def _estimate_dir(source: Path) -> Path:
 def quickstart_step(out_dir: Path, *, seed: int, planted_group: int = 3, steps: int = 10_000) -> dict[str, Any]:
     """The quickstart's influence tour: a masked SAC run at the quick preset's sizes (Pendulum-v1), long enough
     to learn the task (the preset's 4,000 steps do not), with one planted harmful group (its rewards x -100),
-    every group's influence, and the agent amended by switching the most harmful group off."""
+    every group's influence, and the agent amended by switching the most harmful group off.
+
+    The tour trains independent members and scores each group against its own mask: with the paper's coupling
+    the planted group reaches its flipped half and ranks in the top 10% in about half the seeds
+    (docs/benchmarks.md)."""
     import time
 
     started = time.perf_counter()
     run = Path(out_dir) / "run"
-    train(InfluenceTrainConfig(preset="quick", seed=seed, steps=steps, plant_group=planted_group), out=run,
-          progress=False)
-    found = estimate(InfluenceEstimateConfig(run=str(run), preset="quick", seed=seed))
+    train(InfluenceTrainConfig(preset="quick", seed=seed, steps=steps, plant_group=planted_group,
+                               overrides={"member_coupling": "independent"}), out=run, progress=False)
+    found = estimate(InfluenceEstimateConfig(run=str(run), preset="quick", seed=seed, baseline="own"))
     fixed = amend(InfluenceAmendConfig(run=str(run), out=str(Path(out_dir) / "amended"), seed=seed))
     ranked = [group["group"] for group in sorted(found["groups"], key=lambda group: -group["influence"]["return"])]
     rank = ranked.index(planted_group) + 1
     sentences = [
         f"A masked SAC agent (turn-over dropout: each group of {found['group_size']} experiences trains only half "
-        f"of its {found['num_members']} sub-networks) learned {found['env_id']} from {len(ranked)} experience "
-        f"groups; group {planted_group} was planted with its rewards multiplied by -100.",
-        f"Scoring every group's flipped mask (the sub-networks that never trained on it) ranks the planted group "
-        f"{_ordinal(rank)} most harmful of {len(ranked)}, from one training run instead of {len(ranked)} "
-        f"retrainings.",
+        f"of its {found['num_members']} sub-networks, each sub-network an agent of its own) learned "
+        f"{found['env_id']} from {len(ranked)} experience groups; group {planted_group} was planted with its "
+        "rewards multiplied by -100.",
+        f"Scoring every group's flipped mask (the sub-networks that never trained on it) against its own mask ranks "
+        f"the planted group {_ordinal(rank)} most harmful of {len(ranked)}, from one training run instead of "
+        f"{len(ranked)} retrainings.",
         f"Switching the most harmful group ({fixed['group']}) off changed the return from "
         f"{fixed['return_before']:.1f} to {fixed['return_after']:.1f}.",
     ]

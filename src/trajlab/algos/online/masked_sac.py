@@ -37,6 +37,9 @@ from trajlab.data.masks import GroupMasks
 from trajlab.nn.masked import MaskedEnsembleCritic, MaskedTanhGaussianPolicy, masked_mean
 from trajlab.nn.training import LogScalar, frozen_copy
 
+MEMBER_COUPLINGS = ("mean", "independent")
+"""How a sample trains the members of its mask (`MaskedSACConfig.member_coupling`)."""
+
 
 @dataclass(frozen=True)
 class MaskedSACConfig(SACConfig):
@@ -62,8 +65,6 @@ class MaskedSACConfig(SACConfig):
             raise TrajlabError(f"member_coupling must be one of {', '.join(MEMBER_COUPLINGS)}, "
                                f"got {self.member_coupling!r}")
 
-
-MEMBER_COUPLINGS = ("mean", "independent")
 
 
 @AGENTS.register("masked_sac")
@@ -130,7 +131,8 @@ class MaskedSAC(DeployMask, SAC):
         alpha = self.alpha.unsqueeze(-1)
         actor = alpha * log_prob - q.min(dim=0).values
         temperature = alpha_loss_per_sample(self.log_alpha.unsqueeze(-1), log_prob, self.target_entropy)
-        return tuple(_member_mean(term, batch.masks) for term in (actor, temperature, log_prob))  # type: ignore
+        masks = batch.masks
+        return _member_mean(actor, masks), _member_mean(temperature, masks), _member_mean(log_prob, masks)
 
     def masked_alpha(self, mask: Tensor | None) -> float:
         """The entropy temperature under `mask`: the mean of its members' own (one shared value unless

@@ -224,7 +224,7 @@ class SAC(AgentBase):
                  q: Tensor) -> dict[str, float]:
         # one tensor -> list conversion instead of one .item() per metric
         names = ["critic_loss", "q_mean", "alpha"]
-        values = [critic_loss.detach(), q.detach().mean(), self.alpha.mean()]  # a mean over per-member temperatures
+        values = [critic_loss.detach(), q.detach().mean(), self.alpha.mean()]  # masked SAC's members may each have one
         if actor_loss is not None:
             names.append("actor_loss")
             values.append(actor_loss.detach())

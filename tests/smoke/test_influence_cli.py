@@ -189,8 +189,11 @@ def test_independent_members_train_estimate_and_amend(tmp_path, capsys):
     code, stdout, _ = _cli(capsys, "influence", "estimate", str(run), "--n-eval", "1", "--baseline", "own",
                            "--out", str(out), "--json")
     assert code == 0
-    groups = json.loads(stdout)["groups"]
+    result = json.loads(stdout)
+    groups = result["groups"]
     assert len(groups) == 3 and all(np.isfinite(g["influence"]["bias"]) for g in groups)
+    assert result["member_coupling"] == "independent"
+    assert "independently, each its own agent" in (out / "report.html").read_text()
     code, stdout, _ = _cli(capsys, "influence", "amend", str(run), "--estimate", str(out), "--n-eval", "1",
                            "--out", str(tmp_path / "amended"), "--json")
     assert code == 0 and json.loads(stdout)["group"] in {g["group"] for g in groups}

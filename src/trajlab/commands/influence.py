@@ -314,6 +314,7 @@ def estimate(config: InfluenceEstimateConfig) -> dict[str, Any]:
                                groups=None if config.groups is None else list(config.groups))
     run_dir = RunDirectory.create(out, stored, command="influence estimate", overwrite=config.overwrite)
     result = estimate_result(found, config.run, env_id, replay, settings)
+    result["member_coupling"] = agent.config.member_coupling
     result["plots"] = write_influence_report(run_dir, result)
     result["run_dir"] = str(run_dir.path)
     run_dir.write_result(result)

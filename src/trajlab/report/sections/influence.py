@@ -18,9 +18,12 @@ def write_influence_report(run_dir: RunDirectory, result: dict[str, Any]) -> lis
     plots = [str(influence_plot(run_dir.plots / f"influence_{score}.png", result, score))
              for score in result["scores"]]
     report = Report(f"Experience influence (PIToD) on {result['env_id']}")
+    coupling = {"independent": "independently, each its own agent", "mean": "on their masked mean (the paper's)"}
     report.key_values({"groups": len(result["groups"]), "group size": result["group_size"],
-                       "members (K)": result["num_members"], **{f"all-member {k}": v for k, v in
-                                                                 result["base"].items()}})
+                       "members (K)": result["num_members"],
+                       **({"members trained": coupling[result["member_coupling"]]} if "member_coupling" in result
+                          else {}),
+                       **{f"all-member {k}": v for k, v in result["base"].items()}})
     against = "its own mask (the sub-networks that did)" if _baseline(result) == "own" else "all sub-networks"
     report.paragraph("Influence of a group = score with the flipped mask of the group (the sub-networks that never "
                      f"trained on it) minus the score with {against}. On the return, a positive influence "

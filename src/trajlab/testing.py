@@ -6,9 +6,10 @@
 It checks the `Agent` protocol, finite per-sample losses of shape [B], that `compute_losses` leaves the weights
 alone while `update` changes them, that acting is well-formed, that the state survives a checkpoint file
 round trip, and that the same seed gives identical results. Then it checks every capability
-(`trajlab.core.protocols`) the agent has: q_value and td_target give finite values of shape [N] / [B]; the loss
-terms are the declared ones, `loss_scales` reaches the update, and a per-sample weight of 0 gives the same
-update as leaving the sample out; the agent can be rebuilt from spec, config and seed; `num_updates` counts
+(`trajlab.core.protocols`) the agent has: q_value and td_target give finite values of shape [N] / [B]
+(td_target [K, B] for a masked ensemble whose K members train independently); the loss terms are the declared
+ones, `loss_scales` reaches the update, and a per-sample weight of 0 gives the same update as leaving the
+sample out; the agent can be rebuilt from spec, config and seed; `num_updates` counts
 updates and survives a state round trip; its tensors are on its `device`. Each failure raises an
 AssertionError that says which part of the contract broke.
 """
@@ -190,8 +191,11 @@ def _check_td_target(subject: _Subject) -> None:
     batch = subject.batch().to(device_of(subject.agent))
     with torch.no_grad():
         target = subject.agent.td_target(batch)
-    assert tuple(target.shape) == (len(batch),), (
-        f"td_target returned shape {tuple(target.shape)}, expected ({len(batch)},)")
+    expected = [(len(batch),)]
+    if getattr(subject.agent, "independent_members", False):  # one target per member of a masked ensemble
+        expected.append((subject.agent.num_members, len(batch)))
+    assert tuple(target.shape) in expected, (f"td_target returned shape {tuple(target.shape)}, expected "
+                                           f"{' or '.join(map(str, expected))}")
     assert torch.isfinite(target).all(), "td_target is not finite"
 
 

@@ -116,3 +116,16 @@ def test_leave_one_out_of_an_offline_run_points_to_retraining(chain, capsys):
     assert cli("influence", "loo", chain / "run", "--out", chain / "loo") == 2
     assert "--method retrain --episodes-from" in capsys.readouterr().err
     assert not (chain / "loo").exists()
+
+
+def test_independent_members_train_estimate_and_forget_with_trajdeleter(chain, capsys):
+    run = chain / "run-independent"
+    assert cli("influence", "train", "--dataset", chain / "data.hdf5", "--algo", "iql", "--steps", 30,
+               "--group-size", 2, "--members", 4, "--set", "member_coupling=independent", "--out", run, *TINY) == 0
+    assert cli("influence", "estimate", run, "--n-eval", 1, "--baseline", "own") == 0
+    assert json.loads((run / "influence" / "result.json").read_text())["member_coupling"] == "independent"
+    capsys.readouterr()
+    code = cli("forget", "--agent", run, "--dataset", chain / "data.hdf5", "--method", "trajdeleter",
+               "--episodes-from", run, "--worst", 1, "--by", "td", "--set", "trajdeleter.forget_steps=5",
+               "--set", "trajdeleter.convergence_steps=5", "--threads", 1, "--out", chain / "forget-ind", "--json")
+    assert code == 0 and len(json.loads(capsys.readouterr().out)["forgotten_episode_ids"]) == 2

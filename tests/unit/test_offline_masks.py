@@ -3,6 +3,8 @@ agents' zero gradients outside a group's members, and the offline influence esti
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -20,9 +22,9 @@ from trajlab.training.steps import dataset_masks
 MASKED = ("masked_td3_bc", "masked_iql")
 
 
-def masked_agent(algo: str, dataset, *, group_size: int = 2, members: int = 4, seed: int = 0):
+def masked_agent(algo: str, dataset, *, group_size: int = 2, members: int = 4, seed: int = 0, **options):
     config = replace(AGENTS.get(algo).config_class(), actor_hidden=(16,), critic_hidden=(16,), batch_size=16,
-                     ensemble_size=members, group_size=group_size)
+                     ensemble_size=members, group_size=group_size, **options)
     agent, sampler = prepare_training(AGENTS.get(algo), config, dataset, seed=seed)
     return agent, sampler
 
@@ -147,3 +149,35 @@ def test_training_further_keeps_each_group_on_its_members():
     batch = sampler_for(agent, remaining, 0, "finetune").sample(16)
     expected = agent.episode_group_masks.masks_of(batch.episode_ids.numpy())
     np.testing.assert_array_equal(batch.masks.numpy(), expected)
+
+
+def _group_members(algo: str, coupling: str, planted_scale: float, *, inside: bool) -> list[torch.Tensor]:
+    """Every parameter row of the members inside (or outside) group 1's mask, after 30 updates on a fixed batch
+    stream in which group 1's rewards are scaled by `planted_scale`."""
+    dataset = synthetic_dataset(num_episodes=6, episode_length=8)
+    agent, sampler = masked_agent(algo, dataset, group_size=2, members=4, member_coupling=coupling)
+    torch.manual_seed(0)
+    for _ in range(30):
+        batch = sampler.sample(16)
+        planted = torch.as_tensor(np.isin(batch.episode_ids.numpy(), [2, 3]))  # group 1
+        agent.update(dataclasses.replace(batch, rewards=torch.where(planted, batch.rewards * planted_scale,
+                                                                    batch.rewards)))
+    mask = agent.episode_group_masks.mask(1)
+    rows = torch.as_tensor(mask if inside else ~mask)
+    return [parameter.detach()[rows.repeat(len(parameter) // len(rows))]
+            for module in agent.networks.values() for parameter in module.parameters()]
+
+
+@pytest.mark.parametrize("algo", MASKED)
+def test_independent_members_outside_a_group_are_bit_identical_whatever_the_group_held(algo):
+    clean, planted = (_group_members(algo, "independent", scale, inside=False) for scale in (1.0, -100.0))
+    assert all(torch.equal(a, b) for a, b in zip(clean, planted))
+    clean, planted = (_group_members(algo, "independent", scale, inside=True) for scale in (1.0, -100.0))
+    assert not all(torch.equal(a, b) for a, b in zip(clean, planted))  # the group's own members did learn it
+    clean, planted = (_group_members(algo, "mean", scale, inside=False) for scale in (1.0, -100.0))
+    assert not all(torch.equal(a, b) for a, b in zip(clean, planted))  # the paper's coupling: the plant leaks
+
+
+def test_an_unknown_member_coupling_is_refused():
+    with pytest.raises(TrajlabError, match="member_coupling must be one of mean, independent"):
+        replace(AGENTS.get("masked_iql").config_class(), member_coupling="shared")

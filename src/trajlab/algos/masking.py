@@ -12,6 +12,17 @@ from torch import Tensor
 
 from trajlab.core.errors import TrajlabError
 
+MEMBER_COUPLINGS = ("mean", "independent")
+"""How a sample trains the members of its mask: "mean" (the paper's) applies the algorithm's losses to the
+masked means of the members' outputs, so a member's TD target and actor loss also read members that other groups
+trained; "independent" trains every member as an agent of its own and averages the members' own losses over the
+mask, so no group reaches the members outside its mask (docs/benchmarks.md)."""
+
+
+def check_member_coupling(coupling: str) -> None:
+    if coupling not in MEMBER_COUPLINGS:
+        raise TrajlabError(f"member_coupling must be one of {', '.join(MEMBER_COUPLINGS)}, got {coupling!r}")
+
 
 @dataclass(frozen=True)
 class MaskedEnsembleFields:
@@ -27,6 +38,12 @@ class MaskedEnsembleFields:
     """Layer normalisation after each hidden layer of every sub-network (PIToD's SAC has it; off by default as in
     the algorithm's paper, and because its batch reductions make a weight-0 sample differ from a left-out one by
     rounding, which `check_agent` refuses)."""
+    member_coupling: str = "mean"
+    """How a sample trains the members of its mask: "mean" (the paper's) or "independent" (every member an agent
+    of its own: its own TD target, actor and value losses, averaged over the mask)."""
+
+    def __post_init__(self) -> None:
+        check_member_coupling(self.member_coupling)
 
 
 class DeployMask:

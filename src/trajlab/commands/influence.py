@@ -353,7 +353,8 @@ def estimate_offline_run(config: InfluenceEstimateConfig, settings: EstimateConf
     masks = agent.episode_group_masks
     result = {"run": config.run, "kind": "offline", "env_id": env_id, "dataset": str(dataset_path.resolve()),
               "dataset_sha256": sha256_file(dataset_path), "group_unit": "episodes",
-              "group_size": masks.group_size, "num_members": masks.num_members, "scores": list(found.influence),
+              "group_size": masks.group_size, "num_members": masks.num_members,
+              "member_coupling": agent.config.member_coupling, "scores": list(found.influence),
               "base": found.base, "groups": _group_entries(found), **_rankings(found), "settings": to_dict(settings)}
     result["plots"] = write_influence_report(run_dir, result)
     result["run_dir"] = str(run_dir.path)

@@ -36,6 +36,11 @@ def masked_mean(outputs: Tensor, mask: Tensor | None) -> Tensor:
     return total / count
 
 
+def member_mean(values: Tensor, mask: Tensor | None) -> Tensor:
+    """Per-member values [..., K, B] averaged over each sample's mask ([B, K]; None: all members) -> [..., B]."""
+    return masked_mean(values.unsqueeze(-1), mask).squeeze(-1)
+
+
 def check_mask(mask: Tensor | None, num_members: int, batch_size: int) -> None:
     """Raise ValueError for a mask that does not fit K members and a batch (a mask selecting no member would
     silently average nothing)."""
@@ -59,8 +64,10 @@ class MaskedEnsembleMLP(nn.Module):
         """Every member's output [K, B, out]."""
         return self.body(x)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        return masked_mean(self.members(x), mask)
+    def forward(self, x: Tensor, mask: Tensor | None = None, *, per_member: bool = False) -> Tensor:
+        """[B, out] under `mask`, or with `per_member` every member's own output [K, B, out]."""
+        members = self.members(x)
+        return members if per_member else masked_mean(members, mask)
 
 
 class MaskedEnsembleCritic(nn.Module):
@@ -149,8 +156,9 @@ class MaskedDeterministicPolicy(nn.Module):
         self.num_members = num_members
         self.body = MaskedEnsembleMLP(num_members, observation_dim, action_dim, hidden, layer_norm=layer_norm)
 
-    def forward(self, observations: Tensor, mask: Tensor | None = None) -> Tensor:
-        return torch.tanh(self.body(observations, mask))
+    def forward(self, observations: Tensor, mask: Tensor | None = None, *, per_member: bool = False) -> Tensor:
+        """Actions [B, act] under `mask`, or with `per_member` every member's own [K, B, act]."""
+        return torch.tanh(self.body(observations, mask, per_member=per_member))
 
     def act(self, observations: Tensor, deterministic: bool, mask: Tensor | None = None) -> Tensor:
         """The policy's action under `mask` (the same whether `deterministic` or not)."""
@@ -169,12 +177,13 @@ class MaskedGaussianPolicy(GaussianPolicy):
         self.log_std = nn.Parameter(torch.zeros(num_members, action_dim))
         self.log_std_min, self.log_std_max = log_std_min, log_std_max
 
-    def mean(self, observations: Tensor, mask: Tensor | None = None) -> Tensor:  # type: ignore[override]
-        return torch.tanh(self.body(observations, mask))
+    def mean(self, observations: Tensor, mask: Tensor | None = None,  # type: ignore[override]
+             per_member: bool = False) -> Tensor:
+        return torch.tanh(self.body(observations, mask, per_member=per_member))
 
-    def _log_std(self, batch_size: int, mask: Tensor | None) -> Tensor:
+    def _log_std(self, batch_size: int, mask: Tensor | None, per_member: bool = False) -> Tensor:
         members = self.log_std.unsqueeze(1).expand(-1, batch_size, -1)  # [K, B, act]
-        return masked_mean(members, mask).clamp(self.log_std_min, self.log_std_max)
+        return (members if per_member else masked_mean(members, mask)).clamp(self.log_std_min, self.log_std_max)
 
     def forward(self, observations: Tensor, deterministic: bool = False,  # type: ignore[override]
                 mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -189,5 +198,7 @@ class MaskedGaussianPolicy(GaussianPolicy):
         return action
 
     def log_prob(self, observations: Tensor, actions: Tensor,  # type: ignore[override]
-                 mask: Tensor | None = None) -> Tensor:
-        return gaussian_log_prob(actions, self.mean(observations, mask), self._log_std(len(observations), mask))
+                 mask: Tensor | None = None, per_member: bool = False) -> Tensor:
+        """log pi(a|s) [B] under `mask`, or with `per_member` under every member's own policy [K, B]."""
+        return gaussian_log_prob(actions, self.mean(observations, mask, per_member),
+                                 self._log_std(len(observations), mask, per_member))

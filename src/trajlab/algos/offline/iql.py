@@ -154,6 +154,11 @@ class IQL(OfflineAgent):
         passes each sample's member mask (turn-over dropout)."""
         return {}
 
+    def _per_sample(self, loss: Tensor, batch: Batch) -> Tensor:
+        """A loss as one value per sample [B]: as it is for IQL; `masked_iql` with independent members averages
+        its per-member losses [K, B] over each sample's mask."""
+        return loss
+
     def reward_transform(self, dataset: Any) -> tuple[float, float]:
         return (returns_range_scale(dataset), 0.0) if self.config.scale_rewards else (1.0, 0.0)
 
@@ -170,17 +175,18 @@ class IQL(OfflineAgent):
 
     def _value_loss_eager(self, batch: Batch, target_q: Tensor) -> Tensor:
         value = self.value(batch.observations, **self._member_mask(batch)).squeeze(-1)
-        return expectile_loss(target_q - value, self.config.expectile)
+        return self._per_sample(expectile_loss(target_q - value, self.config.expectile), batch)
 
     def _critic_loss_eager(self, batch: Batch, target: Tensor) -> Tensor:
-        return (self.critic(batch.observations, batch.actions, **self._member_mask(batch)) - target).pow(2).sum(0)
+        squared = (self.critic(batch.observations, batch.actions, **self._member_mask(batch)) - target).pow(2)
+        return self._per_sample(squared.sum(0), batch)
 
     def _actor_loss_eager(self, batch: Batch, target_q: Tensor) -> Tensor:
         members = self._member_mask(batch)
         with torch.no_grad():
             advantages = target_q - self.value(batch.observations, **members).squeeze(-1)
         weights = advantage_weights(advantages, self.config.beta, self.config.max_weight)
-        return -weights * self.actor.log_prob(batch.observations, batch.actions, **members)
+        return self._per_sample(-weights * self.actor.log_prob(batch.observations, batch.actions, **members), batch)
 
     def compute_losses(self, batch: Batch) -> IQLLosses:
         with self.autocast():

@@ -6,6 +6,11 @@ carries the member mask of its episode group (`Batch.masks`, put there by the of
 algorithm's losses pass `_member_mask(batch)` to every network call, so each sample's losses and TD targets use
 its own members and nothing of the algorithm is copied. A batch without masks uses every member.
 
+With `member_coupling: independent` the same calls return every member's own output instead of the masked mean
+(`per_member=True`), so the algorithm's formulas compute each member's own losses and TD targets ([K, B]), and
+`_per_sample` averages each loss over the sample's mask: the members outside a group's mask never read a member
+that trained on it. `td_target` then gives one target per member, [K, B].
+
 `deploy_mask` (None: all members) is the mask the agent acts with, saved in the checkpoint.
 """
 
@@ -20,6 +25,7 @@ from torch import Tensor
 from trajlab.algos.masking import DeployMask
 from trajlab.core.protocols import Batch
 from trajlab.data.masks import GroupMasks
+from trajlab.nn.masked import member_mean
 
 
 class MaskedOfflineMixin(DeployMask):
@@ -48,8 +54,15 @@ class MaskedOfflineMixin(DeployMask):
     def num_members(self) -> int:
         return int(self.config.ensemble_size)
 
-    def _member_mask(self, batch: Batch) -> dict[str, Tensor | None]:
-        return {"mask": batch.masks}
+    @property
+    def independent_members(self) -> bool:
+        return self.config.member_coupling == "independent"
+
+    def _member_mask(self, batch: Batch) -> dict[str, Any]:
+        return {"per_member": True} if self.independent_members else {"mask": batch.masks}
+
+    def _per_sample(self, loss: Tensor, batch: Batch) -> Tensor:
+        return member_mean(loss, batch.masks) if self.independent_members else loss
 
     def actor_action(self, observations: Tensor, deterministic: bool) -> Tensor:
         return self.actor.act(observations, deterministic, mask=self.deploy_mask)

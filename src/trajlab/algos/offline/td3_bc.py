@@ -70,10 +70,11 @@ class TD3BCLosses(LossOutput):
 def td3_bc_lambda(q_values: Tensor, alpha: float, sample_weights: Tensor | None = None) -> Tensor:
     """alpha / mean |Q|, without gradient: makes the Q term's scale independent of the reward scale. With
     per-sample weights the mean is weighted, so a sample of weight 0 does not move lambda."""
-    magnitude = q_values.abs().detach()
+    magnitude, per_member = q_values.abs().detach(), q_values.dim() > 1
+    # the mean runs over the batch (the last dimension): per-member Q's [K, B] get one lambda per member
     if sample_weights is None:
-        return alpha / magnitude.mean()
-    return alpha / ((magnitude * sample_weights).sum() / sample_weights.sum())
+        return alpha / magnitude.mean(-1, keepdim=per_member)
+    return alpha / ((magnitude * sample_weights).sum(-1, keepdim=per_member) / sample_weights.sum())
 
 
 def td3_bc_actor_loss(q_values: Tensor, policy_actions: Tensor, data_actions: Tensor, alpha: float,
@@ -118,6 +119,11 @@ class TD3BC(OfflineAgent):
         passes each sample's member mask (turn-over dropout)."""
         return {}
 
+    def _per_sample(self, loss: Tensor, batch: Batch) -> Tensor:
+        """A loss as one value per sample [B]: as it is for TD3+BC; `masked_td3_bc` with independent members
+        averages its per-member losses [K, B] over each sample's mask."""
+        return loss
+
     def _first_q(self, observations: Tensor, actions: Tensor, members: dict[str, Tensor | None]) -> Tensor:
         """Q_1(s, a) [B] of the actor loss (Q_2 is not needed, so only the first critic is evaluated)."""
         return self.critic(observations, actions, members=slice(0, 1))[0]
@@ -134,13 +140,15 @@ class TD3BC(OfflineAgent):
 
     def _critic_loss_eager(self, batch: Batch) -> Tensor:
         target = self.td_target(batch)
-        return (self.critic(batch.observations, batch.actions, **self._member_mask(batch)) - target).pow(2).sum(0)
+        squared = (self.critic(batch.observations, batch.actions, **self._member_mask(batch)) - target).pow(2)
+        return self._per_sample(squared.sum(0), batch)
 
     def _actor_loss_eager(self, batch: Batch) -> Tensor:
         members = self._member_mask(batch)
         policy_actions = self.actor(batch.observations, **members)
         q_first = self._first_q(batch.observations, policy_actions, members)
-        return td3_bc_actor_loss(q_first, policy_actions, batch.actions, self.config.alpha, batch.weights)
+        loss = td3_bc_actor_loss(q_first, policy_actions, batch.actions, self.config.alpha, batch.weights)
+        return self._per_sample(loss, batch)
 
     def compute_losses(self, batch: Batch) -> TD3BCLosses:
         with self.autocast():

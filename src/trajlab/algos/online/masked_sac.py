@@ -28,17 +28,14 @@ from torch import Tensor
 from torch.func import functional_call
 
 from trajlab.algos.base import AGENTS, RuntimeOptions
-from trajlab.algos.masking import DeployMask
+from trajlab.algos.masking import DeployMask, check_member_coupling
 from trajlab.algos.online.sac import SAC, SACConfig, alpha_loss_per_sample, soft_td_target
 from trajlab.core.errors import TrajlabError
 from trajlab.core.protocols import Batch
 from trajlab.core.spec import SpaceSpec
 from trajlab.data.masks import GroupMasks
-from trajlab.nn.masked import MaskedEnsembleCritic, MaskedTanhGaussianPolicy, masked_mean
+from trajlab.nn.masked import MaskedEnsembleCritic, MaskedTanhGaussianPolicy, member_mean
 from trajlab.nn.training import LogScalar, frozen_copy
-
-MEMBER_COUPLINGS = ("mean", "independent")
-"""How a sample trains the members of its mask (`MaskedSACConfig.member_coupling`)."""
 
 
 @dataclass(frozen=True)
@@ -61,9 +58,7 @@ class MaskedSACConfig(SACConfig):
     loss and temperature) and averages their losses over the mask, so no group reaches its flipped half."""
 
     def __post_init__(self) -> None:
-        if self.member_coupling not in MEMBER_COUPLINGS:
-            raise TrajlabError(f"member_coupling must be one of {', '.join(MEMBER_COUPLINGS)}, "
-                               f"got {self.member_coupling!r}")
+        check_member_coupling(self.member_coupling)
 
 
 
@@ -105,7 +100,7 @@ class MaskedSAC(DeployMask, SAC):
     def td_target(self, batch: Batch) -> Tensor:
         if not self.independent:
             return super().td_target(batch)
-        return _member_mean(self._member_td_targets(batch), batch.masks)
+        return member_mean(self._member_td_targets(batch), batch.masks)
 
     def _member_td_targets(self, batch: Batch) -> Tensor:
         """Member k's soft TD target [K, B]: its own next action, target critics and temperature."""
@@ -120,7 +115,7 @@ class MaskedSAC(DeployMask, SAC):
             return super()._critic_losses(batch)
         q = self.critic(batch.observations, self.normalized_actions(batch.actions), per_member=True)  # [C, K, B]
         per_member = 0.5 * (q - self._member_td_targets(batch)).pow(2).sum(dim=0)
-        return _member_mean(per_member, batch.masks), _member_mean(q, batch.masks)
+        return member_mean(per_member, batch.masks), member_mean(q, batch.masks)
 
     def _actor_losses(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
         if not self.independent:
@@ -132,7 +127,7 @@ class MaskedSAC(DeployMask, SAC):
         actor = alpha * log_prob - q.min(dim=0).values
         temperature = alpha_loss_per_sample(self.log_alpha.unsqueeze(-1), log_prob, self.target_entropy)
         masks = batch.masks
-        return _member_mean(actor, masks), _member_mean(temperature, masks), _member_mean(log_prob, masks)
+        return member_mean(actor, masks), member_mean(temperature, masks), member_mean(log_prob, masks)
 
     def masked_alpha(self, mask: Tensor | None) -> float:
         """The entropy temperature under `mask`: the mean of its members' own (one shared value unless
@@ -171,8 +166,3 @@ class MaskedSAC(DeployMask, SAC):
         """log pi(a|s) [N] under `mask`, for actions in env units."""
         return self.actor.log_prob(observations.to(self.device), self.normalized_actions(actions.to(self.device)),
                                    mask=mask)
-
-
-def _member_mean(values: Tensor, mask: Tensor | None) -> Tensor:
-    """[..., K, B] per-member values averaged over each sample's mask ([B, K] or None: all) -> [..., B]."""
-    return masked_mean(values.unsqueeze(-1), mask).squeeze(-1)

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 from cli_json import cli
+from influence_offline_planted import add_masked_offline_arguments, masked_estimates
 from influence_vs_loo import spearman
 
 from trajlab.data.dataset import TransitionDataset
@@ -29,16 +30,9 @@ EVAL_SEED = 1000
 
 
 def pitod(data: Path, seed: int, coupling: str, args: argparse.Namespace) -> dict[str, list[float]]:
-    run = Path(args.work) / f"pitod-{coupling}-seed{seed}"
-    cli("influence", "train", "--dataset", data, "--algo", "masked_td3_bc", "--steps", args.steps,
-        "--group-size", args.group_size, "--members", args.members, "--seed", seed, "--threads", 1,
-        "--set", f"member_coupling={coupling}", "--out", run, "--overwrite")
-    found = {}
-    for baseline in args.baselines.split(","):
-        estimate = cli("influence", "estimate", run, "--scores", "return", "--n-eval", args.n_eval,
-                       "--baseline", baseline, "--seed", seed, "--out", run / f"influence-{baseline}", "--overwrite")
-        found[baseline] = [group["influence"]["return"] for group in estimate["groups"]]
-    return found
+    _, estimates = masked_estimates(data, Path(args.work) / f"pitod-{coupling}-seed{seed}", seed, coupling, args)
+    return {baseline: [group["influence"]["return"] for group in found["groups"]]
+            for baseline, found in estimates.items()}
 
 
 def retrained_return(data: Path, seed: int, run: Path, args: argparse.Namespace) -> float:
@@ -76,18 +70,9 @@ def one_seed(dataset: TransitionDataset, seed: int, args: argparse.Namespace) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", required=True, help="a trajlab HDF5 dataset whose env_id is known")
-    parser.add_argument("--seeds", default="0")
-    parser.add_argument("--steps", type=int, default=10_000, help="gradient updates of every agent")
-    parser.add_argument("--group-size", type=int, default=15, help="episodes per group")
-    parser.add_argument("--members", type=int, default=8)
+    add_masked_offline_arguments(parser)
     parser.add_argument("--hidden", type=int, default=32, help="width of the leave-one-out agents' layers")
-    parser.add_argument("--n-eval", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--couplings", default="mean,independent")
-    parser.add_argument("--baselines", default="all,own")
-    parser.add_argument("--work", required=True)
-    parser.add_argument("--out", required=True)
     args = parser.parse_args()
     dataset = TransitionDataset.load(args.dataset)
     rows = []

@@ -185,7 +185,7 @@ def test_independent_members_train_estimate_and_amend(tmp_path, capsys):
                       "--out", str(run))
     assert code == 0
     agent = load_agent(run / "checkpoints/final.safetensors")
-    assert agent.config.member_coupling == "independent" and agent.log_alpha.shape == (4,)
+    assert agent.config.member_coupling == "independent" and agent.log_alpha.shape == (4, 1)
     code, stdout, _ = _cli(capsys, "influence", "estimate", str(run), "--n-eval", "1", "--baseline", "own",
                            "--out", str(out), "--json")
     assert code == 0

@@ -196,7 +196,7 @@ def test_independent_members_train_through_the_agents_own_losses_and_reductions(
     losses = agent.compute_losses(_batch(masks))
     assert losses.critic.shape == losses.actor.shape == losses.alpha.shape == (2,)
     (losses.critic.sum() + losses.actor.sum() + losses.alpha.sum()).backward()
-    assert agent.log_alpha.shape == (4,)
+    assert agent.log_alpha.shape == (4, 1)
     assert torch.all(agent.log_alpha.grad[2:] == 0) and agent.log_alpha.grad[:2].abs().sum() > 0
     for module in (agent.critic, agent.actor):
         for grad in _grads(module):

@@ -11,6 +11,8 @@ import torch
 from torch import Tensor
 
 from trajlab.core.errors import TrajlabError
+from trajlab.core.protocols import Batch
+from trajlab.nn.masked import member_mean
 
 MEMBER_COUPLINGS = ("mean", "independent")
 """How a sample trains the members of its mask: "mean" (the paper's) applies the algorithm's losses to the
@@ -44,6 +46,29 @@ class MaskedEnsembleFields:
 
     def __post_init__(self) -> None:
         check_member_coupling(self.member_coupling)
+
+
+class MemberCoupling:
+    """How a masked agent calls its networks on a batch, and how per-member losses become per-sample ones.
+
+    The algorithm passes `_member_mask(batch)` to every network call and `_per_sample` to every loss it returns.
+    With the paper's coupling the networks average each sample's members and the losses are already [B]. With
+    independent members the networks give every member's own output, the algorithm's formulas give every member's
+    own losses and TD targets ([K, B]), and `_per_sample` averages each loss over the sample's mask. The agent's
+    config has `member_coupling`.
+    """
+
+    config: Any
+
+    @property
+    def independent_members(self) -> bool:
+        return self.config.member_coupling == "independent"
+
+    def _member_mask(self, batch: Batch) -> dict[str, Any]:
+        return {"per_member": True} if self.independent_members else {"mask": batch.masks}
+
+    def _per_sample(self, loss: Tensor, batch: Batch) -> Tensor:
+        return member_mean(loss, batch.masks) if self.independent_members else loss
 
 
 class DeployMask:

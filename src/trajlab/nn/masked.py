@@ -117,22 +117,17 @@ class MaskedTanhGaussianPolicy(TanhGaussianPolicy):
         self.num_members = num_members
         self.body = MaskedEnsembleMLP(num_members, observation_dim, 2 * action_dim, hidden, layer_norm=layer_norm)
 
-    def distribution_params(self, observations: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        mean, log_std = self.body(observations, mask).chunk(2, dim=-1)
+    def distribution_params(self, observations: Tensor, mask: Tensor | None = None,
+                            per_member: bool = False) -> tuple[Tensor, Tensor]:
+        mean, log_std = self.body(observations, mask, per_member=per_member).chunk(2, dim=-1)
         return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
 
     def forward(self, observations: Tensor, deterministic: bool = False,  # type: ignore[override]
-                mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """(action, log_prob [B]) under `mask` (None: all members), sampled as `TanhGaussianPolicy` samples."""
-        mean, log_std = self.distribution_params(observations, mask)
+                mask: Tensor | None = None, per_member: bool = False) -> tuple[Tensor, Tensor]:
+        """(action, log_prob [B]) under `mask` (None: all members), sampled as `TanhGaussianPolicy` samples; with
+        `per_member` every member samples as a policy of its own: (action [K, B, act], log_prob [K, B])."""
+        mean, log_std = self.distribution_params(observations, mask, per_member)
         pre_tanh = mean if deterministic else mean + log_std.exp() * torch.randn_like(mean)
-        return torch.tanh(pre_tanh), squashed_log_prob(pre_tanh, mean, log_std)
-
-    def member_samples(self, observations: Tensor) -> tuple[Tensor, Tensor]:
-        """(action [K, B, act], log_prob [K, B]): every member sampling as a policy of its own."""
-        mean, log_std = self.body.members(observations).chunk(2, dim=-1)
-        log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
-        pre_tanh = mean + log_std.exp() * torch.randn_like(mean)
         return torch.tanh(pre_tanh), squashed_log_prob(pre_tanh, mean, log_std)
 
     def log_prob(self, observations: Tensor, actions: Tensor,  # type: ignore[override]

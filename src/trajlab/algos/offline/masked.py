@@ -7,9 +7,8 @@ algorithm's losses pass `_member_mask(batch)` to every network call, so each sam
 its own members and nothing of the algorithm is copied. A batch without masks uses every member.
 
 With `member_coupling: independent` the same calls return every member's own output instead of the masked mean
-(`per_member=True`), so the algorithm's formulas compute each member's own losses and TD targets ([K, B]), and
-`_per_sample` averages each loss over the sample's mask: the members outside a group's mask never read a member
-that trained on it. `td_target` then gives one target per member, [K, B].
+(`MemberCoupling`), so the members outside a group's mask never read a member that trained on it; `td_target`
+then gives one target per member, [K, B].
 
 `deploy_mask` (None: all members) is the mask the agent acts with, saved in the checkpoint.
 """
@@ -22,13 +21,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from trajlab.algos.masking import DeployMask
-from trajlab.core.protocols import Batch
+from trajlab.algos.masking import DeployMask, MemberCoupling
 from trajlab.data.masks import GroupMasks
-from trajlab.nn.masked import member_mean
 
 
-class MaskedOfflineMixin(DeployMask):
+class MaskedOfflineMixin(DeployMask, MemberCoupling):
     """Masks, masked acting and the deploy mask of a masked offline agent (put before the algorithm's class).
 
     The config needs `ensemble_size`, `group_size` (episodes per group) and `mask_seed`; the algorithm's networks
@@ -53,16 +50,6 @@ class MaskedOfflineMixin(DeployMask):
     @property
     def num_members(self) -> int:
         return int(self.config.ensemble_size)
-
-    @property
-    def independent_members(self) -> bool:
-        return self.config.member_coupling == "independent"
-
-    def _member_mask(self, batch: Batch) -> dict[str, Any]:
-        return {"per_member": True} if self.independent_members else {"mask": batch.masks}
-
-    def _per_sample(self, loss: Tensor, batch: Batch) -> Tensor:
-        return member_mean(loss, batch.masks) if self.independent_members else loss
 
     def actor_action(self, observations: Tensor, deterministic: bool) -> Tensor:
         return self.actor.act(observations, deterministic, mask=self.deploy_mask)

@@ -4,15 +4,15 @@ The policy's mean and log-std heads and each Q-network (and its target) are ense
 (`trajlab.nn.masked`). Every transition carries the member mask of its group (`Batch.masks`, stored by the replay
 buffer from `group_masks`); its critic loss, its TD target (next action and target Q's) and its actor loss are all
 computed under that mask, so a group only ever trains its half of every ensemble. The losses themselves are SAC's
-(`SAC._member_mask` is the one hook): nothing is copied. A batch without masks uses every member.
+(`SAC._member_mask` and `SAC._per_sample` are the hooks): nothing is copied. A batch without masks uses every member.
 
 `member_coupling` chooses how a sample trains its members. "mean" (the paper's) computes SAC's losses on the
 masked means, so a member's TD target and actor loss also read the other members of each sample's mask, members
 that other groups trained: a group's harm reaches its flipped half through them (measured in docs/benchmarks.md).
 "independent" makes every member a SAC agent of its own (its own policy member, critic members, targets and
-temperature) and averages the members' own losses over the sample's mask: the members outside a group's mask then
-depend on the group in no way but the data the whole ensemble collected, so on a fixed stream of batches they end
-bit-identical whatever the group held.
+temperature) and averages the members' own losses over the sample's mask (`MemberCoupling`): the members outside a
+group's mask then depend on the group in no way but the data the whole ensemble collected, so on a fixed stream of
+batches they end bit-identical whatever the group held.
 
 `deploy_mask` (None: all members) is the mask the agent acts with; it is saved in the checkpoint, so an agent
 amended to the flipped mask of a harmful group is a normal checkpoint any trajlab command loads.
@@ -25,16 +25,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import Tensor
-from torch.func import functional_call
 
 from trajlab.algos.base import AGENTS, RuntimeOptions
-from trajlab.algos.masking import DeployMask, check_member_coupling
-from trajlab.algos.online.sac import SAC, SACConfig, alpha_loss_per_sample, soft_td_target
+from trajlab.algos.masking import DeployMask, MemberCoupling, check_member_coupling
+from trajlab.algos.online.sac import SAC, SACConfig
 from trajlab.core.errors import TrajlabError
-from trajlab.core.protocols import Batch
 from trajlab.core.spec import SpaceSpec
 from trajlab.data.masks import GroupMasks
-from trajlab.nn.masked import MaskedEnsembleCritic, MaskedTanhGaussianPolicy, member_mean
+from trajlab.nn.masked import MaskedEnsembleCritic, MaskedTanhGaussianPolicy
 from trajlab.nn.training import LogScalar, frozen_copy
 
 
@@ -63,7 +61,7 @@ class MaskedSACConfig(SACConfig):
 
 
 @AGENTS.register("masked_sac")
-class MaskedSAC(DeployMask, SAC):
+class MaskedSAC(DeployMask, MemberCoupling, SAC):
     """SAC whose actor and critics are masked ensembles; networks as SAC's, plus `deploy_mask` for acting."""
 
     name = "masked_sac"
@@ -74,7 +72,6 @@ class MaskedSAC(DeployMask, SAC):
         config = config or MaskedSACConfig()
         if spec.discrete:
             raise TrajlabError("masked_sac needs continuous actions")
-        self.independent = config.member_coupling == "independent"
         self.deploy_mask: Tensor | None = None
         super().__init__(spec, config, device=device, seed=seed, runtime=runtime)
         # the online trainer builds its replay buffer with these, so every stored transition gets its group's mask
@@ -88,53 +85,17 @@ class MaskedSAC(DeployMask, SAC):
                                       dropout=config.critic_dropout).to(self.device)
         actor = MaskedTanhGaussianPolicy(config.ensemble_size, spec.observation_dim, spec.action_dim, config.hidden,
                                          layer_norm=config.actor_layer_norm)
-        temperatures = (config.ensemble_size,) if self.independent else ()
+        # independent members each have a temperature, shaped [K, 1] to broadcast over their [K, B] losses
+        temperatures = (config.ensemble_size, 1) if config.member_coupling == "independent" else ()
         return {"actor": actor.to(self.device), "critic": critic, "critic_target": frozen_copy(critic),
                 "alpha": LogScalar(config.initial_alpha, temperatures).to(self.device)}
-
-    def _member_mask(self, batch: Batch) -> dict[str, Tensor | None]:
-        return {"mask": batch.masks}
-
-    # --- independent members: each member's own SAC losses [K, B], averaged over the sample's mask --------
-    @torch.no_grad()
-    def td_target(self, batch: Batch) -> Tensor:
-        if not self.independent:
-            return super().td_target(batch)
-        return member_mean(self._member_td_targets(batch), batch.masks)
-
-    def _member_td_targets(self, batch: Batch) -> Tensor:
-        """Member k's soft TD target [K, B]: its own next action, target critics and temperature."""
-        with torch.no_grad():
-            next_actions, next_log_prob = self.actor.member_samples(batch.next_observations)
-            next_q = self.critic_target(batch.next_observations, next_actions, per_member=True)
-            return soft_td_target(batch.rewards, batch.terminals, next_q, next_log_prob, self.alpha.unsqueeze(-1),
-                                  self.config.gamma)
-
-    def _critic_losses(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        if not self.independent:
-            return super()._critic_losses(batch)
-        q = self.critic(batch.observations, self.normalized_actions(batch.actions), per_member=True)  # [C, K, B]
-        per_member = 0.5 * (q - self._member_td_targets(batch)).pow(2).sum(dim=0)
-        return member_mean(per_member, batch.masks), member_mean(q, batch.masks)
-
-    def _actor_losses(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
-        if not self.independent:
-            return super()._actor_losses(batch)
-        actions, log_prob = self.actor.member_samples(batch.observations)  # [K, B, act], [K, B]
-        fixed_critic = {name: p.detach() for name, p in self.critic.named_parameters()}
-        q = functional_call(self.critic, fixed_critic, (batch.observations, actions), {"per_member": True})
-        alpha = self.alpha.unsqueeze(-1)
-        actor = alpha * log_prob - q.min(dim=0).values
-        temperature = alpha_loss_per_sample(self.log_alpha.unsqueeze(-1), log_prob, self.target_entropy)
-        masks = batch.masks
-        return member_mean(actor, masks), member_mean(temperature, masks), member_mean(log_prob, masks)
 
     def masked_alpha(self, mask: Tensor | None) -> float:
         """The entropy temperature under `mask`: the mean of its members' own (one shared value unless
         independent)."""
-        if not self.independent or mask is None:
+        if not self.independent_members or mask is None:
             return float(self.alpha.mean())
-        return float(self.alpha[mask.to(torch.bool)].mean())
+        return float(self.alpha.reshape(-1)[mask.to(torch.bool)].mean())
 
     @property
     def num_members(self) -> int:

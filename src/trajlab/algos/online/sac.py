@@ -155,7 +155,8 @@ class SAC(AgentBase):
     def _critic_losses(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """(per-sample critic loss [B], Q-values [N, B])."""
         q = self.critic(batch.observations, self.normalized_actions(batch.actions), **self._member_mask(batch))
-        return 0.5 * (q - self.td_target(batch)).pow(2).sum(dim=0), q
+        squared = 0.5 * (q - self.td_target(batch)).pow(2).sum(dim=0)
+        return self._per_sample(squared, batch), self._per_sample(q, batch)
 
     def _actor_losses(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
         """(actor [B], alpha [B], log pi [B]); the critic's weights enter as constants, so the actor loss's
@@ -165,12 +166,18 @@ class SAC(AgentBase):
         fixed_critic = {name: p.detach() for name, p in self.critic.named_parameters()}
         q = functional_call(self.critic, fixed_critic, (batch.observations, actions), members).min(dim=0).values
         actor = self.alpha * log_prob - q
-        return actor, alpha_loss_per_sample(self.log_alpha, log_prob, self.target_entropy), log_prob
+        alpha = alpha_loss_per_sample(self.log_alpha, log_prob, self.target_entropy)
+        return self._per_sample(actor, batch), self._per_sample(alpha, batch), self._per_sample(log_prob, batch)
 
     def _member_mask(self, batch: Batch) -> dict[str, Tensor | None]:
         """Extra keyword arguments of every actor and critic call on `batch`: none for plain SAC; the masked
         variant (`algos/online/masked_sac.py`) passes each sample's member mask here."""
         return {}
+
+    def _per_sample(self, loss: Tensor, batch: Batch) -> Tensor:
+        """A loss as one value per sample [B]: as it is for SAC; the masked variant with independent members
+        averages its per-member losses [K, B] over each sample's mask."""
+        return loss
 
     def compute_losses(self, batch: Batch) -> SACLosses:
         """Critic, actor and temperature losses per sample, all at the current weights."""
